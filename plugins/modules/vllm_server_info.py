@@ -152,11 +152,12 @@ class ServerWaiter:
             try:
                 self.get("/health")
                 break
-            except Exception as exc:  # noqa: BLE001 - any failure means "not ready yet"
+            except Exception as exc:  # any failure here only means "not ready yet"
                 last_error = str(exc)
             if time.monotonic() >= deadline:
                 self.fail_with_logs(
-                    f"{self.url}/health did not answer within {self.params['wait_timeout']}s (last error: {last_error}).",
+                    f"{self.url}/health did not answer within {self.params['wait_timeout']}s "
+                    f"(last error: {last_error}).",
                     waited=round(time.monotonic() - start, 1),
                     container_state=state,
                 )

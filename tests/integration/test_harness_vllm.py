@@ -10,7 +10,6 @@ from __future__ import annotations
 import gzip
 import json
 import re
-from pathlib import Path
 
 import pytest
 from support import podman
@@ -72,9 +71,11 @@ def test_profiles_one_step_per_token(profiled_server) -> None:
 
 def test_failed_start_is_removed_with_its_log() -> None:
     """A server that cannot start (model path missing) fails with its log tail, and is removed."""
-    with pytest.raises(AssertionError, match=r"exited \(\d+\)") as excinfo:  # noqa: PT012
-        with vllm_container(extra_args=["--model", "/models/does-not-exist"], prefix="harness-fail"):
-            pass
+    with (
+        pytest.raises(AssertionError, match=r"exited \(\d+\)") as excinfo,
+        vllm_container(extra_args=["--model", "/models/does-not-exist"], prefix="harness-fail"),
+    ):
+        pass
     name = re.search(r"vLLM container (\S+) exited", str(excinfo.value)).group(1)
     assert "does-not-exist" in str(excinfo.value)
     assert podman.run("container", "exists", name, check=False).returncode == 1

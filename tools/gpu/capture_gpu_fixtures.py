@@ -32,6 +32,7 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
+import transformers
 from torch.profiler import ProfilerActivity, profile, record_function
 from transformers import Qwen3Config, Qwen3ForCausalLM
 
@@ -156,8 +157,6 @@ def main(out_dir: str) -> None:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     log(out, f"torch {torch.__version__}, cuda {torch.version.cuda}, device {torch.cuda.get_device_name(0)}")
-    import transformers
-
     log(out, f"transformers {transformers.__version__}, python {sys.version.split()[0]}")
     capture_smi(out)
     os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
