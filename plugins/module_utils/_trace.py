@@ -119,7 +119,7 @@ def short_name(name: str, limit: int = 80) -> str:
     """A readable kernel name: ``elementwise_kernel [MulFunctor]`` for a long C++ signature."""
     s = name[5:] if name.startswith("void ") else name
     s = s.replace("(anonymous namespace)::", "")
-    if "<" not in s and "(" not in s:
+    if "<" not in s and not name.startswith("void "):
         return s if len(s) <= limit else s[: limit - 1] + "…"
     base, templ, depth = [], [], 0
     for ch in s:
@@ -153,8 +153,9 @@ def short_name(name: str, limit: int = 80) -> str:
 class _Stream:
     """Incremental reader of one top-level JSON object with a large ``traceEvents`` array."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, chunk: int | None = None) -> None:
         self.path = path
+        self.chunk = chunk or CHUNK
         self.buf = ""
         self.pos = 0
         self.eof = False
@@ -173,11 +174,11 @@ class _Stream:
     def close(self) -> None:
         self._f.close()
 
-    def more(self, size: int = CHUNK) -> bool:
+    def more(self, size: int = 0) -> bool:
         if self.eof:
             return False
         try:
-            chunk = self._f.read(size)
+            chunk = self._f.read(size or self.chunk)
         except EOFError:
             raise TraceError(f"{self.path}: truncated gzip stream (the file ends before the compressed data)") from None
         except (OSError, zlib.error) as exc:
@@ -216,24 +217,25 @@ class _Stream:
 
     def value(self) -> t.Any:
         self.peek()
-        grow = CHUNK
+        grow = self.chunk
         while True:
-            err = "incomplete value"
+            err, err_pos = "incomplete value", len(self.buf)
             try:
                 obj, end = _SCAN(self.buf, self.pos)
                 # A number cut at the end of the buffer would parse short: make sure more text follows.
                 if end < len(self.buf) or self.eof:
                     self.pos = end
                     return obj
-            except StopIteration:
-                err = "no JSON value here"
+            except StopIteration as exc:
+                err, err_pos = "no JSON value here", exc.value
             except ValueError as exc:
-                err = getattr(exc, "msg", str(exc))
+                err, err_pos = getattr(exc, "msg", str(exc)), getattr(exc, "pos", len(self.buf))
             if not self.more(grow):
-                if self.pos >= len(self.buf):
-                    self.fail("the file ends in the middle (truncated?)")
+                if err_pos >= len(self.buf) - 1:
+                    self.fail("the file ends in the middle of a value (truncated?)")
+                self.pos = err_pos
                 self.fail(err)
-            grow = min(grow * 2, 64 * CHUNK)
+            grow = min(grow * 2, 64 * max(self.chunk, CHUNK))
 
     def array_items(self) -> t.Iterator[t.Any]:
         """Yield the elements of the array whose '[' was just consumed."""
@@ -271,13 +273,14 @@ class _Stream:
             self.fail("expected ',' or ']' between trace events" if sep else "the file ends inside traceEvents")
 
 
-def read_trace(path: str, meta: dict[str, t.Any]) -> t.Iterator[dict[str, t.Any]]:
+def read_trace(path: str, meta: dict[str, t.Any], chunk: int | None = None) -> t.Iterator[dict[str, t.Any]]:
     """Yield the trace's events one at a time; fill ``meta`` with the other top-level keys.
 
     ``meta`` is complete once the generator is exhausted (keys may follow ``traceEvents``).
-    Raises ``TraceError`` naming the file for anything that is not a readable trace.
+    ``chunk``: characters decoded per read (default 1 MiB). Raises ``TraceError`` naming the
+    file for anything that is not a readable trace.
     """
-    stream = _Stream(path)
+    stream = _Stream(path, chunk)
     try:
         first = stream.peek()
         if first == "":
@@ -815,26 +818,7 @@ def _self_times(
     total = [0.0] * n
     self_t = [0.0] * n
     for th in threads.values():
-        ts, dur, nid = th.ts, th.dur, th.nid
-        size = len(ts)
-        if _is_sorted(ts):
-            order: t.Iterable[int] = range(size)
-        else:
-            order = sorted(range(size), key=lambda i: (ts[i], -dur[i]))
-        stack: list[list[t.Any]] = []  # [end, index, child_sum]
-        for i in order:
-            start = ts[i]
-            while stack and stack[-1][0] <= start:
-                _end, j, child = stack.pop()
-                self_t[nid[j]] += max(dur[j] - child, 0.0)
-            if stack:
-                stack[-1][2] += dur[i]
-            stack.append([start + dur[i], i, 0.0])
-            k = nid[i]
-            count[k] += 1
-            total[k] += dur[i]
-        for _end, j, child in stack:
-            self_t[nid[j]] += max(dur[j] - child, 0.0)
+        _thread_self_times(th, count, total, self_t)
     for k, name in enumerate(name_list):
         if not count[k]:
             continue
@@ -843,6 +827,45 @@ def _self_times(
             s.ops[name] = [cat, count[k], total[k], self_t[k]]
         elif cat == "user_annotation" and not step_re.match(name):
             s.annotations[name] = [count[k], total[k]]
+
+
+def _thread_self_times(th: _Thread, count: list[int], total: list[float], self_t: list[float]) -> None:
+    """Walk one thread's events in time order with a stack of open events."""
+    ts, dur, nid = th.ts, th.dur, th.nid
+    size = len(ts)
+    if _is_sorted(ts):
+        order: t.Iterable[int] = range(size)
+    else:
+        order = sorted(range(size), key=lambda i: (ts[i], -dur[i]))
+    # frame: [end, index, sum of direct children's durations, number of children, first child]
+    stack: list[list[t.Any]] = []
+
+    def close(frame: list[t.Any]) -> None:
+        _end, j, child_sum, n_children, first = frame
+        k = nid[j]
+        self_t[k] += max(dur[j] - child_sum, 0.0)
+        # torch's key_averages() folds an op whose only child has the same name (e.g. aten::div_
+        # calling aten::div_) into one call: the self time is unchanged, the inner call is not counted.
+        if n_children == 1 and nid[first] == k:
+            count[k] -= 1
+            total[k] -= dur[first]
+
+    for i in order:
+        start = ts[i]
+        while stack and stack[-1][0] <= start:
+            close(stack.pop())
+        if stack:
+            parent = stack[-1]
+            parent[2] += dur[i]
+            parent[3] += 1
+            if parent[3] == 1:
+                parent[4] = i
+        stack.append([start + dur[i], i, 0.0, 0, -1])
+        k = nid[i]
+        count[k] += 1
+        total[k] += dur[i]
+    while stack:
+        close(stack.pop())
 
 
 def _steps(
@@ -1047,7 +1070,7 @@ def parse_nsys_csv(path: str, top: int = 15) -> dict[str, t.Any]:
             "report": report,
             "kind": NSYS_REPORTS.get(report or "", "other"),
             "rows": [],
-            "note": text[:300] or "empty",
+            "note": text[:300] or "empty CSV (nsys stats writes one for a report it skipped, e.g. no CUDA data)",
         }
     header = [h.strip() for h in rows[hdr_i]]
     i_pct = _col(header, r"^time\s*\(%\)$", r"time.*%")
