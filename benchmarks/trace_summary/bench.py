@@ -1,0 +1,160 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Benchmark trace_summary against Meta's HolisticTraceAnalysis (HTA) on the same traces.
+
+For each trace, runs (interleaved, ``--repeats`` rounds, each run in a fresh Python process):
+  ours  analyze() + the three report renderings of vllm_infra.profiling (what the module does)
+  hta   TraceAnalysis(trace_dir) + get_gpu_kernel_breakdown() + get_temporal_breakdown()
+and reports wall time and peak RSS (the child's ru_maxrss), their ratios, and our MB/s of
+uncompressed JSON. HTA's breakdowns need GPU kernels: on a CPU-only vLLM trace HTA only loads
+the trace, and the breakdown calls are reported as failed (that is HTA, not the harness).
+
+Inputs (default: all of them):
+  big-stack   a real vLLM CPU trace with stack capture, 10 tokens (~100 MB JSON), made at run time
+              with tools/make_cpu_traces.py (needs podman and the harness image) and cached in
+              $VLLM_INFRA_CACHE/trace-bench (default ~/.cache/vllm-infra/trace-bench)
+  gpu-stack   tests/fixtures/traces/gpu/gpu_stack.pt.trace.json.gz (real, H200, with stack)
+  gpu-eager   tests/fixtures/traces/gpu/gpu_eager.pt.trace.json.gz
+
+  .venv/bin/python benchmarks/trace_summary/bench.py [--repeats 3] [--only big-stack] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+FIXTURES = REPO / "tests" / "fixtures" / "traces"
+
+OURS = r"""
+import sys
+from ansible_collections.vllm_infra.profiling.plugins.module_utils._trace import analyze
+from ansible_collections.vllm_infra.profiling.plugins.module_utils import _report
+result = analyze(sys.argv[1])
+_report.render_json(result); _report.render_markdown(result); _report.render_html(result)
+s = result["summary"]
+print("steps", (s["steps"] or {}).get("steps"), "kernels", len(s["top_kernels"]), "ops", len(s["top_ops"]))
+"""
+
+HTA = r"""
+import logging, sys
+logging.disable(logging.WARNING)
+from hta.trace_analysis import TraceAnalysis
+ta = TraceAnalysis(trace_dir=sys.argv[1])
+try:
+    ta.get_gpu_kernel_breakdown(visualize=False)
+    ta.get_temporal_breakdown(visualize=False)
+    print("breakdowns ok")
+except Exception as exc:  # HTA's own failure on a trace without GPU kernels
+    print("breakdowns failed:", type(exc).__name__, str(exc)[:120])
+"""
+
+
+def cache_dir() -> Path:
+    path = Path(os.environ.get("VLLM_INFRA_CACHE", Path.home() / ".cache" / "vllm-infra")) / "trace-bench"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def big_stack_trace() -> Path:
+    out = cache_dir() / "big-stack"
+    found = sorted(out.glob("rank0.*.pt.trace.json.gz"))
+    if not found:
+        subprocess.run(
+            [sys.executable, str(REPO / "tools" / "make_cpu_traces.py"), "--out", str(out), "--with-stack"],
+            check=True,
+        )
+        found = sorted(out.glob("rank0.*.pt.trace.json.gz"))
+    return found[-1]
+
+
+def json_bytes(path: Path) -> int:
+    with gzip.open(path, "rb") as fh:
+        return sum(len(block) for block in iter(lambda: fh.read(1 << 20), b""))
+
+
+def run_child(code: str, target: str) -> tuple[float, float, str]:
+    """(seconds, peak RSS in MiB, stdout) of one fresh Python process."""
+    env = dict(os.environ, PYTHONPATH=str(REPO / ".build" / "collections"))
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, target], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - started
+    out = proc.stdout.read() if proc.stdout else ""
+    err = proc.stderr.read() if proc.stderr else ""
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"child failed on {target}:\n{out}\n{err[-2000:]}")
+    return elapsed, usage.ru_maxrss / 1024.0, out.strip()
+
+
+def bench(name: str, trace: Path, repeats: int) -> dict:
+    # HTA reads every trace in a directory: give it a directory with only this worker trace.
+    work = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
+    try:
+        shutil.copyfile(trace, work / trace.name)
+        size = json_bytes(trace)
+        rows: dict[str, list[tuple[float, float]]] = {"ours": [], "hta": []}
+        notes: dict[str, str] = {}
+        for _ in range(repeats):
+            for tool, code in (("ours", OURS), ("hta", HTA)):  # interleaved
+                secs, rss, out = run_child(code, str(work))
+                rows[tool].append((secs, rss))
+                notes[tool] = out
+        res = {"input": name, "file": str(trace), "json_mb": round(size / 1e6, 1), "repeats": repeats}
+        for tool, runs in rows.items():
+            res[f"{tool}_s"] = round(statistics.median(s for s, _ in runs), 3)
+            res[f"{tool}_rss_mb"] = round(max(r for _, r in runs), 1)
+            res[f"{tool}_note"] = notes[tool]
+        res["time_ratio"] = round(res["ours_s"] / res["hta_s"], 4)
+        res["rss_ratio"] = round(res["ours_rss_mb"] / res["hta_rss_mb"], 4)
+        res["ours_mb_per_s"] = round(size / 1e6 / res["ours_s"], 1)
+        return res
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--only", action="append", choices=["big-stack", "gpu-stack", "gpu-eager"])
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args(argv)
+    inputs = {
+        "big-stack": big_stack_trace,
+        "gpu-stack": lambda: FIXTURES / "gpu" / "gpu_stack.pt.trace.json.gz",
+        "gpu-eager": lambda: FIXTURES / "gpu" / "gpu_eager.pt.trace.json.gz",
+    }
+    results = []
+    header = (
+        "| input | JSON MB | ours s | HTA s | time ratio | ours peak RSS MiB | HTA peak RSS MiB | RSS ratio | MB/s |"
+    )
+    print(header + "\n|" + "---|" * 9)
+    for name in args.only or list(inputs):
+        res = bench(name, inputs[name](), args.repeats)
+        results.append(res)
+        print(
+            f"| {name} | {res['json_mb']} | {res['ours_s']} | {res['hta_s']} | {res['time_ratio']:.3f} | "
+            f"{res['ours_rss_mb']} | {res['hta_rss_mb']} | {res['rss_ratio']:.3f} | {res['ours_mb_per_s']} |",
+            flush=True,
+        )
+    for res in results:
+        print(f"{res['input']}: ours: {res['ours_note']} | hta: {res['hta_note']}")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
