@@ -21,6 +21,7 @@ DEBIAN_PACKAGES=(
   debootstrap ca-certificates curl
   rpm createrepo-c libmodulemd-tools dnf python3-dnf python3-rpm gnupg
   dpkg-dev apt-utils
+  chromium  # headless rendering test of trace_summary's HTML report
 )
 
 setup_debian_packages() {
