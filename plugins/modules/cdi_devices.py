@@ -280,6 +280,7 @@ class CdiDevicesManager:
         self.check_mode = module.check_mode
         self.results: dict[str, t.Any] = {"changed": False}
         self.diff: dict[str, str] | None = None
+        self.output_unknown = False  # check mode without nvidia-ctk: the new content cannot be known
         self.spec_dirs = [os.path.normpath(d) for d in self.params["spec_dirs"]]
         self.params["output"] = os.path.normpath(self.params["output"])
 
@@ -320,6 +321,7 @@ class CdiDevicesManager:
             if self.check_mode:
                 self.module.warn(f"{where} not found: in check mode the spec at {output} is assumed to change")
                 self.results["changed"] = info["content_changed"] = True
+                self.output_unknown = True
                 return current
             self.fail(
                 f"cannot generate {output} ({'; '.join(reasons)}): {where} not found. Install "
@@ -438,7 +440,11 @@ class CdiDevicesManager:
         )
         problems = list(compat_errors)
         missing = _cdi.missing_devices(self.params["required"], devices)
-        if missing:
+        if missing and self.output_unknown:
+            self.module.warn(
+                f"not checked in check mode, the spec at {output} is not generated yet: {', '.join(missing)}"
+            )
+        elif missing:
             problems.append(
                 f"required CDI devices not available: {', '.join(missing)}. Available: {', '.join(devices) or 'none'}"
                 f" (read from {', '.join(self.spec_dirs)})"
