@@ -39,13 +39,14 @@ PODMAN_CDI_SUPPORT: tuple[tuple[tuple[int, int, int], str, str], ...] = (
     (
         (4, 3, 0),
         "0.5.0",
-        "podman 4.3.1 (Debian 12) applies 0.3.0-0.5.0 specs and ignores 0.6.0 (tested in this collection); "
-        "podman's 4.6 development go.mod vendors CDI v0.5.4",
+        "podman 4.3.1 (Debian 12) applies 0.3.0-0.5.0 specs and rejects 0.6.0 (tested in this collection); "
+        "a podman/v4 go.mod of May 2023 (buildah 1.30.1-dev, common 0.53.1-dev) still vendors CDI v0.5.4",
     ),
     (
-        (4, 7, 0),
+        (4, 6, 0),
         "0.6.0",
-        "podman's 4.7 development go.mod vendors CDI v0.6.0; podman 4.9.3 fails on 0.7.0 with "
+        "a podman/v4 go.mod of the 4.6 line (buildah 1.31.1-dev, common 0.55.1-dev of July 2023, which went "
+        "only into podman 4.6) vendors CDI v0.6.0; podman 4.9.3 fails on 0.7.0 with "
         '`json: unknown field "additionalGids"` (NVIDIA/nvidia-container-toolkit#1860, #1865, #1940)',
     ),
     (

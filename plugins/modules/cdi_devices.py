@@ -17,8 +17,8 @@ description:
     O(force=true). The spec is generated into a temporary file and replaces O(output) only when its
     content differs, so RV(ignore:changed) means the file content changed.
   - Fails, naming the missing names and listing those that exist, when a device in O(required) is not available.
-  - Compares each spec's C(cdiVersion) with the highest version the host's podman reads (podman 4.3-4.6 read up
-    to 0.5.0, 4.7-5.0 up to 0.6.0, 5.1 up to 0.7.0, 5.2 and newer up to 0.8.0; 4.1-4.2 are taken to read up to
+  - Compares each spec's C(cdiVersion) with the highest version the host's podman reads (podman 4.3-4.5 read up
+    to 0.5.0, 4.6-5.0 up to 0.6.0, 5.1 up to 0.7.0, 5.2 and newer up to 0.8.0; 4.1-4.2 are taken to read up to
     0.4.0) and fails with a message that names both versions and the fix, instead of letting
     C(podman run --device) fail later with C(unresolvable CDI devices).
 author:

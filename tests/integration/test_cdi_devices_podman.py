@@ -131,7 +131,7 @@ def test_compat_check_catches_what_podman_rejects(tmp_path: Path, image: str, ki
     version = result["podman"]["version"]
     assert f"too-new.yaml has cdiVersion 0.6.0 (its content needs only 0.5.0), but podman {version} " in result["msg"]
     assert "reads CDI specs only up to cdiVersion 0.5.0" in result["msg"]
-    assert "upgrade podman to 4.7 or newer" in result["msg"]
+    assert "upgrade podman to 4.6 or newer" in result["msg"]
     assert result["devices"] == []
 
     # what the module predicts is what podman does with that file

@@ -391,7 +391,8 @@ def test_staleness_cannot_tell_without_versions(tmp_path: Path) -> None:
         ((4, 1, 0), "0.4.0"),
         ((4, 2, 0), "0.4.0"),
         ((4, 3, 1), "0.5.0"),
-        ((4, 6, 2), "0.5.0"),
+        ((4, 5, 1), "0.5.0"),
+        ((4, 6, 2), "0.6.0"),
         ((4, 7, 0), "0.6.0"),
         ((4, 9, 3), "0.6.0"),
         ((4, 9, 4), "0.6.0"),
@@ -447,7 +448,7 @@ def test_compat_message_podman_49_on_toolkit_070_spec() -> None:
 def test_compat_message_podman_43_on_060_spec_suggests_regenerating() -> None:
     (message,) = _cdi.check_podman_compat([spec(T4_060)], (4, 3, 1))["errors"]
     assert "cdiVersion 0.6.0 (its content needs only 0.5.0), but podman 4.3.1" in message
-    assert "upgrade podman to 4.7 or newer" in message
+    assert "upgrade podman to 4.6 or newer" in message
     assert "regenerate the spec with the lowest cdiVersion its content needs (0.5.0" in message
 
 
@@ -468,7 +469,7 @@ def test_first_podman_reading() -> None:
     assert [_cdi.first_podman_reading(v) for v in ("0.3.0", "0.5.0", "0.6.0", "0.7.0", "0.8.0", "0.9.0")] == [
         "4.1",
         "4.3",
-        "4.7",
+        "4.6",
         "5.1",
         "5.2",
         None,
