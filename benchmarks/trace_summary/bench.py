@@ -10,9 +10,9 @@ uncompressed JSON. HTA's breakdowns need GPU kernels: on a CPU-only vLLM trace H
 the trace, and the breakdown calls are reported as failed (that is HTA, not the harness).
 
 Inputs (default: all of them):
-  big-stack   a real vLLM CPU trace with stack capture, 10 tokens (~100 MB JSON), made at run time
-              with tools/make_cpu_traces.py (needs podman and the harness image) and cached in
-              $VLLM_INFRA_CACHE/trace-bench (default ~/.cache/vllm-infra/trace-bench)
+  big-stack   a real vLLM CPU worker trace with stack capture, >= 80 MB JSON (3 requests x 20 tokens,
+              more if needed), made at run time with tools/make_cpu_traces.py (needs podman and the
+              harness image) and cached in $VLLM_INFRA_CACHE/trace-bench (~/.cache/vllm-infra/trace-bench)
   gpu-stack   tests/fixtures/traces/gpu/gpu_stack.pt.trace.json.gz (real, H200, with stack)
   gpu-eager   tests/fixtures/traces/gpu/gpu_eager.pt.trace.json.gz
 
@@ -66,16 +66,37 @@ def cache_dir() -> Path:
     return path
 
 
+BIG_JSON_BYTES = 80e6
+
+
 def big_stack_trace() -> Path:
+    """A real with-stack vLLM worker trace of at least 80 MB JSON (made once, then cached).
+
+    With stack capture the size follows the profiled wall time (the worker's idle loop polling
+    its shared-memory queue is recorded too): 10 tokens gave 25-100 MB here depending on load,
+    so capture 3 requests x 20 tokens, and more requests until the trace is big enough.
+    """
     out = cache_dir() / "big-stack"
-    found = sorted(out.glob("rank0.*.pt.trace.json.gz"))
-    if not found:
+    for requests in (3, 6, 12):
+        found = sorted(out.glob("rank0.*.pt.trace.json.gz"))
+        if found and json_bytes(found[-1]) >= BIG_JSON_BYTES:
+            return found[-1]
+        shutil.rmtree(out, ignore_errors=True)
         subprocess.run(
-            [sys.executable, str(REPO / "tools" / "make_cpu_traces.py"), "--out", str(out), "--with-stack"],
+            [
+                sys.executable,
+                str(REPO / "tools" / "make_cpu_traces.py"),
+                "--out",
+                str(out),
+                "--with-stack",
+                "--requests",
+                str(requests),
+                "--max-tokens",
+                "20",
+            ],
             check=True,
         )
-        found = sorted(out.glob("rank0.*.pt.trace.json.gz"))
-    return found[-1]
+    return sorted(out.glob("rank0.*.pt.trace.json.gz"))[-1]
 
 
 def json_bytes(path: Path) -> int:
