@@ -74,6 +74,8 @@ _DRIVER_VERSION_RE = re.compile(r"^\d{3,}\.\d+(?:\.\d+)?$")
 _PROC_VERSION_RE = re.compile(r"^NVRM version:.*?Kernel Module(?: for \S+)?\s+(\d{3,}\.\d+(?:\.\d+)?)\s", re.MULTILINE)
 _QUALIFIED_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*=[A-Za-z0-9][A-Za-z0-9_.:-]*$")
 _FOUND_RE = re.compile(r"Found (\d+) CDI devices")
+# "\tlibcuda.so.1 (libc6,x86-64) => /usr/local/nvidia/lib64/libcuda.so.1"
+_LDCACHE_RE = re.compile(r"^\s*lib(?:cuda|nvidia-ml)\.so\.1 \([^)]*\) => (\S+)\s*$", re.MULTILINE)
 
 LIBRARY_DIRS = (
     "/usr/lib64",
@@ -337,8 +339,7 @@ def parse_proc_driver_version(text: str | None) -> str | None:
 
 def library_versions(file_names: t.Iterable[str]) -> list[str]:
     """Driver versions of installed ``libcuda.so.X`` / ``libnvidia-ml.so.X`` files."""
-    versions = {match.group(1) for name in file_names for match in [_DRIVER_LIB_RE.search(name)] if match}
-    return sorted(versions, key=lambda v: tuple(int(p) for p in v.split(".")))
+    return _sorted_versions(match.group(1) for name in file_names for match in [_DRIVER_LIB_RE.search(name)] if match)
 
 
 def _read(path: str) -> str | None:
@@ -349,13 +350,44 @@ def _read(path: str) -> str | None:
         return None
 
 
-def detect_host_driver(root: str = "/", library_dirs: t.Sequence[str] = LIBRARY_DIRS) -> dict[str, t.Any]:
+def ldcache_driver_libraries(text: str | None) -> list[str]:
+    """Paths of ``libcuda.so.1`` / ``libnvidia-ml.so.1`` in ``ldconfig -p`` output, the way the dynamic
+    loader (and nvidia-ctk) finds the driver, wherever it lives (/usr/lib64, /usr/local/nvidia/lib64, ...)."""
+    return [match.group(1) for match in _LDCACHE_RE.finditer(text or "")]
+
+
+def _resolve(path: str, root: str, hops: int = 16) -> str:
+    """Follow symlinks of ``path`` (relative to ``root``) to the file: ``libcuda.so.1`` -> ``libcuda.so.580.95.05``."""
+    for _ in range(hops):
+        try:
+            target = os.readlink(path)
+        except OSError:
+            return path
+        path = (
+            os.path.join(root, target.lstrip("/"))
+            if os.path.isabs(target)
+            else os.path.join(os.path.dirname(path), target)
+        )
+    return path
+
+
+def _sorted_versions(versions: t.Iterable[str]) -> list[str]:
+    return sorted(set(versions), key=lambda v: tuple(int(p) for p in v.split(".")))
+
+
+def detect_host_driver(
+    root: str = "/",
+    library_dirs: t.Sequence[str] = LIBRARY_DIRS,
+    ldcache_paths: t.Sequence[str] = (),
+) -> dict[str, t.Any]:
     """The host's NVIDIA driver, from the loaded kernel module and the installed libraries.
 
-    ``version`` is what a freshly generated spec would name: the installed libraries' version when
-    there is exactly one, else the loaded kernel module's. ``reboot_pending`` is true when both are
-    known and differ (the libraries were upgraded under a running module: NVML, and so
-    ``nvidia-ctk cdi generate``, fail with "Driver/library version mismatch" until a reboot).
+    Libraries are looked for in ``library_dirs`` and at ``ldcache_paths`` (``ldconfig -p``'s
+    ``libcuda.so.1``/``libnvidia-ml.so.1``, followed to their versioned file). ``version`` is what a
+    freshly generated spec would name: the installed libraries' version when there is exactly one,
+    else the loaded kernel module's. ``reboot_pending`` is true when both are known and differ (the
+    libraries were upgraded under a running module: NVML, and so ``nvidia-ctk cdi generate``, fail
+    with "Driver/library version mismatch" until a reboot).
     """
 
     def under_root(path: str) -> str:
@@ -370,19 +402,24 @@ def detect_host_driver(root: str = "/", library_dirs: t.Sequence[str] = LIBRARY_
         if kernel:
             kernel_source = source
             break
-    lib_versions: list[str] = []
-    lib_dirs_seen = []
+    found: dict[str, list[str]] = {}  # version -> dirs (as seen from root)
     for lib_dir in library_dirs:
         try:
             names = os.listdir(under_root(lib_dir))
         except OSError:
             continue
-        found = library_versions(names)
-        if found:
-            lib_dirs_seen.append(lib_dir)
-            lib_versions = sorted(set(lib_versions) | set(found), key=lambda v: tuple(int(p) for p in v.split(".")))
+        for version in library_versions(names):
+            found.setdefault(version, []).append(lib_dir)
+    for lib in ldcache_paths:
+        real = _resolve(under_root(lib), root)
+        for version in library_versions([real]):
+            rel = os.path.relpath(os.path.dirname(real), root)
+            lib_dir = "/" if rel == "." else "/" + rel
+            if lib_dir not in found.setdefault(version, []):
+                found[version].append(lib_dir)
+    lib_versions = _sorted_versions(found)
     if len(lib_versions) == 1:
-        version, source = lib_versions[0], f"libraries in {', '.join(lib_dirs_seen)}"
+        version, source = lib_versions[0], f"libraries in {', '.join(found[lib_versions[0]])}"
     elif kernel:
         version, source = kernel, kernel_source
     else:

@@ -81,8 +81,8 @@ options:
     description:
       - The host's NVIDIA driver version to compare the spec with, such as C(580.126.09).
       - Detected when omitted, from the installed C(libnvidia-ml.so.<version>)/C(libcuda.so.<version>) libraries
-        when exactly one version is installed, else from C(/sys/module/nvidia/version) or
-        C(/proc/driver/nvidia/version).
+        (in the usual library dirs and wherever C(ldconfig -p) finds C(libcuda.so.1)) when exactly one version is
+        installed, else from C(/sys/module/nvidia/version) or C(/proc/driver/nvidia/version).
     type: str
   required:
     description:
@@ -289,7 +289,12 @@ class CdiDevicesManager:
         return [_cdi.read_spec_file(path) for path in _cdi.spec_files(self.spec_dirs)]
 
     def host_driver(self) -> dict[str, t.Any]:
-        host = _cdi.detect_host_driver()
+        ldcache: list[str] = []
+        ldconfig = ModuleCliClient.find(self.module, "ldconfig", opt_dirs=["/sbin", "/usr/sbin"])
+        if ldconfig is not None:
+            listing = ldconfig.call("-p")
+            ldcache = _cdi.ldcache_driver_libraries(listing.stdout) if listing.rc == 0 else []
+        host = _cdi.detect_host_driver(ldcache_paths=ldcache)
         if self.params["driver_version"]:
             host.update(version=self.params["driver_version"], source="the driver_version option")
         return host

@@ -474,3 +474,48 @@ def test_first_podman_reading() -> None:
         "5.2",
         None,
     ]
+
+
+# --------------------------------------------------------------------------- a real GPU host (H200, driver 580.159.04)
+
+H200 = "h200_580.159.04_"
+
+
+def test_real_h200_kernel_version_files() -> None:
+    assert _cdi.parse_module_version(text(f"{H200}sys-module-nvidia-version.txt")) == "580.159.04"
+    assert _cdi.parse_proc_driver_version(text(f"{H200}proc-driver-nvidia-version.txt")) == "580.159.04"
+
+
+def test_real_h200_ldcache() -> None:
+    """That host keeps the driver in /usr/local/nvidia/lib64 (plus links in /lib), found only via the ld cache."""
+    assert _cdi.ldcache_driver_libraries(text(f"{H200}ldconfig-p.txt")) == [
+        "/usr/local/nvidia/lib64/libnvidia-ml.so.1",
+        "/lib/libnvidia-ml.so.1",
+        "/usr/local/nvidia/lib64/libcuda.so.1",
+        "/lib/libcuda.so.1",
+    ]
+
+
+def test_detect_host_driver_through_the_ld_cache(tmp_path: Path) -> None:
+    """The H200 host's layout rebuilt under a temp root (the link names and targets seen there):
+    /lib/libcuda.so.1 -> /usr/local/nvidia/lib64/libcuda.so.1 -> libcuda.so.580.159.04."""
+    nv = tmp_path / "usr/local/nvidia/lib64"
+    nv.mkdir(parents=True)
+    (tmp_path / "lib").mkdir()
+    for lib in ("libcuda", "libnvidia-ml"):
+        (nv / f"{lib}.so.580.159.04").write_text("")
+        (nv / f"{lib}.so.1").symlink_to(f"{lib}.so.580.159.04")
+        (tmp_path / "lib" / f"{lib}.so.1").symlink_to(f"/usr/local/nvidia/lib64/{lib}.so.1")
+    (tmp_path / "sys/module/nvidia").mkdir(parents=True)
+    (tmp_path / "sys/module/nvidia/version").write_text(text(f"{H200}sys-module-nvidia-version.txt"))
+    paths = _cdi.ldcache_driver_libraries(text(f"{H200}ldconfig-p.txt"))
+    # the usual dirs hold nothing there; the ld cache finds the libraries
+    assert _cdi.detect_host_driver(str(tmp_path))["library_versions"] == []
+    host = _cdi.detect_host_driver(str(tmp_path), ldcache_paths=paths)
+    assert host == {
+        "version": "580.159.04",
+        "source": "libraries in /usr/local/nvidia/lib64",
+        "kernel_module_version": "580.159.04",
+        "library_versions": ["580.159.04"],
+        "reboot_pending": False,
+    }
