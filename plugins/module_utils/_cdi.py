@@ -16,6 +16,14 @@ import os
 import re
 import typing as t
 
+try:
+    import yaml
+
+    HAS_YAML = True
+except ImportError:  # pragma: no cover - hosts without PyYAML; the module reports it
+    yaml = None
+    HAS_YAML = False
+
 # The CDI library reads only these suffixes (pkg/cdi/spec-dirs.go: ".json" and ".yaml"); ".yml" files
 # are read here too, so that a misnamed spec is reported instead of silently ignored.
 PODMAN_SPEC_SUFFIXES = (".json", ".yaml")
@@ -117,10 +125,8 @@ def load_spec_text(text: str, fmt: str) -> t.Any:
             return json.loads(text)
         except ValueError as exc:
             raise SpecParseError(f"invalid JSON: {exc}") from exc
-    try:
-        import yaml  # noqa: PLC0415  (PyYAML is needed only for YAML specs; the module reports it missing)
-    except ImportError as exc:  # pragma: no cover - exercised only on hosts without PyYAML
-        raise SpecParseError("PyYAML is required to read YAML CDI specs") from exc
+    if not HAS_YAML:  # pragma: no cover - exercised only on hosts without PyYAML
+        raise SpecParseError("PyYAML is required to read YAML CDI specs")
     try:
         return next(iter(yaml.safe_load_all(text)), None)
     except yaml.YAMLError as exc:

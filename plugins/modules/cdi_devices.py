@@ -267,7 +267,7 @@ import shutil
 import tempfile
 import typing as t
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.vllm_infra.profiling.plugins.module_utils import _cdi
 from ansible_collections.vllm_infra.profiling.plugins.module_utils._cli import ModuleCliClient, parse_version
@@ -413,6 +413,9 @@ class CdiDevicesManager:
     # ------------------------------------------------------------------ run
     def run(self) -> dict[str, t.Any]:
         output = self.params["output"]
+        yaml_files = [p for p in _cdi.spec_files(self.spec_dirs) if not p.endswith(".json")]
+        if not _cdi.HAS_YAML and (yaml_files or (self.params["generate"] and not output.endswith(".json"))):
+            self.module.fail_json(msg=missing_required_lib("PyYAML") + f" (to read {', '.join(yaml_files) or output})")
         predicted = self.generate() if self.params["generate"] else None
         specs = self.read_specs()
         if self.params["generate"] and os.path.dirname(output) in self.spec_dirs:

@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
+import ansible.module_utils
 import pytest
 import yaml
 from ansible.module_utils.testing import patch_module_args
@@ -303,3 +307,30 @@ def test_generated_spec_too_new_for_podman_fails_after_writing(tmp_path, capsys,
     predicted = run(tmp_path, capsys, check=True, podman_version="4.9.3", **args)
     assert predicted["failed"] is True and "podman 4.9.3" in predicted["msg"]
     assert not (etc / "nvidia.yaml").exists()
+
+
+def test_without_pyyaml_the_module_says_so(tmp_path, dirs) -> None:
+    """A Python without PyYAML (``-S``: no site-packages; only ansible's module_utils on the path)."""
+    etc, _ = dirs
+    (etc / "nvidia.yaml").write_text(real("v0.3.0_wsl2_all-only_cdubs08.yaml.txt"))
+    lib = tmp_path / "lib"
+    shutil.copytree(Path(ansible.module_utils.__file__).parent, lib / "ansible" / "module_utils")
+    (lib / "ansible" / "__init__.py").write_text("")
+    collections = Path(__file__).resolve().parents[4] / ".build" / "collections"
+    code = (
+        "import json, sys\n"
+        "from ansible.module_utils.testing import patch_module_args\n"
+        "from ansible_collections.vllm_infra.profiling.plugins.modules import cdi_devices\n"
+        f"with patch_module_args({{'spec_dirs': [{str(etc)!r}], 'podman_version': '5.4.2'}}):\n"
+        "    cdi_devices.main()\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-S", "-c", code],
+        env={"PYTHONPATH": f"{lib}{os.pathsep}{collections}", "PATH": os.environ["PATH"]},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    result = json.loads(proc.stdout)
+    assert result["failed"] is True
+    assert "PyYAML" in result["msg"] and "nvidia.yaml" in result["msg"]
