@@ -114,13 +114,14 @@ class BaseImage:
 
 def profile_from_params(params: t.Mapping[str, t.Any]) -> ProfileOptions:
     """Build ProfileOptions from the module's ``profile`` suboptions, validated."""
-    trace = tuple(params.get("trace") or ())
+    defaults = ProfileOptions()
+    trace = tuple(defaults.trace if params.get("trace") is None else params["trace"])
     if not trace:
         raise NsysError("profile.trace must name at least one API (or 'none')")
     for api in trace:
         if not re.fullmatch(r"[a-z0-9-]+", api):
             raise NsysError(f"profile.trace: {api!r} is not an nsys trace name")
-    report_dir = params.get("report_dir") or "/nsys"
+    report_dir = params.get("report_dir") or defaults.report_dir
     if not report_dir.startswith("/"):
         raise NsysError(f"profile.report_dir must be an absolute path inside the container, got {report_dir!r}")
     capture_range = params.get("capture_range")
@@ -137,7 +138,7 @@ def profile_from_params(params: t.Mapping[str, t.Any]) -> ProfileOptions:
         report_dir=report_dir,
         trace=trace,
         sample=params.get("sample"),
-        cuda_graph_trace=params.get("cuda_graph_trace"),
+        cuda_graph_trace=params.get("cuda_graph_trace", defaults.cuda_graph_trace),
         trace_fork_before_exec=params.get("trace_fork_before_exec", True),
         capture_range=capture_range,
         capture_range_end=capture_range_end,
