@@ -580,6 +580,8 @@ def _build(www: Path, work: Path, gnupg: Path, armored: bytes, binary: bytes) ->
             Pkg("kernel-headers", EL9_KERNEL[0], EL9_KERNEL[1]),
             Pkg("kernel-devel", EL9_KERNEL[0], EL9_KERNEL[1]),
             Pkg("kernel-devel-matched", EL9_KERNEL[0], EL9_KERNEL[1], requires=(f"kernel-devel = {'-'.join(EL9_KERNEL)}",)),
+            # marker only: the library itself is the image's Debian python3-yaml
+            Pkg("python3-pyyaml", "5.4.1", "6.el9"),
         ],
         el9 / "appstream",
         work,
