@@ -92,6 +92,19 @@ _CATEGORY_RES = (
 
 _WS = re.compile(r"[ \t\n\r]*")
 _SCAN = json.JSONDecoder().scan_once
+_PY_HEAD = re.compile(r'\{\s*"ph":\s*"X",\s*"cat":\s*"python_function"')
+_NOT_PY_CAT = re.compile(r'"cat":\s*"(?!python_function")')
+_PY_MODULE = re.compile(
+    r'"name":\s*"(nn\.Module: [^"\\]*)",\s*"pid":[^,]*,\s*"tid":[^,]*,'
+    r'\s*"ts":\s*(-?[\d.]+(?:[eE][-+]?\d+)?),\s*"dur":\s*(-?[\d.]+(?:[eE][-+]?\d+)?)'
+)
+
+
+class PythonRun(t.NamedTuple):
+    """A run of python_function events read in bulk: how many, and the nn.Module ones (name, ts, dur)."""
+
+    events: int
+    modules: list[tuple[str, float, float]]
 
 
 class TraceError(Exception):
@@ -237,14 +250,51 @@ class _Stream:
                 self.fail(err)
             grow = min(grow * 2, 64 * max(self.chunk, CHUNK))
 
-    def array_items(self) -> t.Iterator[t.Any]:
-        """Yield the elements of the array whose '[' was just consumed."""
+    def python_region(self, pos: int) -> int:
+        """End of the run of python_function events that starts at ``pos`` (0: none to skip).
+
+        Stack capture writes hundreds of thousands of python_function events in one run. Their
+        ``args`` are not needed, only ``nn.Module`` names and times: the run is counted and
+        searched with C string operations instead of being decoded event by event. The run ends
+        before the next event of another category, or before the last event start in the buffer
+        (which may be incomplete). JSON strings cannot hold an unescaped quote, so ``"cat": "``
+        in the raw text is always a key.
+        """
+        buf = self.buf
+        if not _PY_HEAD.match(buf, pos):
+            return 0
+        other = _NOT_PY_CAT.search(buf, pos)
+        if other is not None:
+            end = buf.rfind("{", pos, other.start())
+        else:
+            last = buf.rfind('"ph"', pos)
+            end = buf.rfind("{", pos, last) if last > 0 else -1
+        return end if end > pos else 0
+
+    def array_items(self, skip_python: bool = False) -> t.Iterator[t.Any]:
+        """Yield the elements of the array whose '[' was just consumed.
+
+        ``skip_python``: runs of python_function events come as one ``PythonRun`` each
+        (see ``python_region``) instead of one dict per event.
+        """
         if self.peek() == "]":
             self.pos += 1
             return
         scan, ws = _SCAN, _WS.match
         while True:
             buf, pos = self.buf, self.pos
+            if skip_python and buf[pos] == "{":
+                end = self.python_region(pos)
+                if end:
+                    yield PythonRun(
+                        buf.count('"ph"', pos, end),
+                        [
+                            (m.group(1), float(m.group(2)), float(m.group(3)))
+                            for m in _PY_MODULE.finditer(buf, pos, end)
+                        ],
+                    )
+                    self.pos = end
+                    continue
             try:
                 obj, end = scan(buf, pos)
             except (StopIteration, ValueError):
@@ -273,12 +323,15 @@ class _Stream:
             self.fail("expected ',' or ']' between trace events" if sep else "the file ends inside traceEvents")
 
 
-def read_trace(path: str, meta: dict[str, t.Any], chunk: int | None = None) -> t.Iterator[dict[str, t.Any]]:
+def read_trace(
+    path: str, meta: dict[str, t.Any], chunk: int | None = None, skip_python: bool = False
+) -> t.Iterator[t.Any]:
     """Yield the trace's events one at a time; fill ``meta`` with the other top-level keys.
 
     ``meta`` is complete once the generator is exhausted (keys may follow ``traceEvents``).
-    ``chunk``: characters decoded per read (default 1 MiB). Raises ``TraceError`` naming the
-    file for anything that is not a readable trace.
+    ``chunk``: characters decoded per read (default 1 MiB). ``skip_python``: runs of
+    python_function events come as ``PythonRun`` items. Raises ``TraceError`` naming the file
+    for anything that is not a readable trace.
     """
     stream = _Stream(path, chunk)
     try:
@@ -288,7 +341,7 @@ def read_trace(path: str, meta: dict[str, t.Any], chunk: int | None = None) -> t
         if first == "[":  # Chrome's "JSON array format": a bare list of events
             stream.pos += 1
             meta["_events_key"] = True
-            yield from stream.array_items()
+            yield from stream.array_items(skip_python)
             meta["_bytes"] = stream.consumed + stream.pos
             return
         if first != "{":
@@ -305,7 +358,7 @@ def read_trace(path: str, meta: dict[str, t.Any], chunk: int | None = None) -> t
                 if key == "traceEvents" and stream.peek() == "[":
                     stream.pos += 1
                     meta["_events_key"] = True
-                    yield from stream.array_items()
+                    yield from stream.array_items(skip_python)
                 else:
                     meta[key] = stream.value()
                 sep = stream.peek()
@@ -658,8 +711,15 @@ def _device(props: t.Any) -> dict[str, t.Any] | None:
     return out
 
 
-def summarize_trace(path: str, step_regex: str | None = None, label: str | None = None) -> TraceSummary:
-    """Read one trace file (streaming) and summarise it. Raises ``TraceError``."""
+def summarize_trace(
+    path: str, step_regex: str | None = None, label: str | None = None, skip_python: bool = True
+) -> TraceSummary:
+    """Read one trace file (streaming) and summarise it. Raises ``TraceError``.
+
+    ``skip_python``: read runs of python_function events in bulk (only ``nn.Module`` events are
+    needed from them); their times then do not widen the profiled window, which Kineto's own
+    "PyTorch Profiler" span covers anyway. False decodes every event (the tests compare both).
+    """
     step_re = re.compile(step_regex) if step_regex else VLLM_STEP_RE
     vllm_steps = step_regex is None
     meta: dict[str, t.Any] = {}
@@ -682,8 +742,20 @@ def summarize_trace(path: str, step_regex: str | None = None, label: str | None 
     step_match = step_re.match
     attn_match = ATTENTION_OP_RE.match
 
-    for ev in read_trace(path, meta):
+    py_runs = 0
+    for ev in read_trace(path, meta, skip_python=skip_python):
         count += 1
+        if type(ev) is PythonRun:
+            count += ev.events - 1
+            py_runs += 1
+            for name, _ts, dur in ev.modules:
+                row = modules.get(name)
+                if row is None:
+                    modules[name] = [1, dur]
+                else:
+                    row[0] += 1
+                    row[1] += dur
+            continue
         if type(ev) is not dict:
             raise TraceError(f"{path}: traceEvents item {count} is not an object")
         ph = ev.get("ph")
@@ -782,7 +854,7 @@ def summarize_trace(path: str, step_regex: str | None = None, label: str | None 
         version = ".".join(str(v) for v in meta["vllm_version_tuple"])
     s.vllm_version = str(version) if version else None
     s.device = _device(meta.get("deviceProperties"))
-    s.with_stack = bool(meta.get("with_stack")) or bool(modules)
+    s.with_stack = bool(meta.get("with_stack")) or bool(modules) or bool(py_runs)
     s.cuda_graph_launches = graph_launches
     s.kernels = kernels
 

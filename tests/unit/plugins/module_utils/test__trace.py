@@ -88,6 +88,26 @@ def test_reader_accepts_the_bare_array_format(tmp_path: Path) -> None:
     assert s.ops["a"][1] == 1
 
 
+@pytest.mark.parametrize(
+    "path",
+    [worker(STACK), frontend(STACK), GPU / "gpu_stack.pt.trace.json.gz"],
+    ids=["cpu-worker", "cpu-frontend", "gpu-stack"],
+)
+@pytest.mark.parametrize("chunk", [4093, 65536, 1 << 20])
+def test_bulk_python_runs_give_the_same_summary(path: Path, chunk: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(T, "CHUNK", chunk)
+    slow = T.summarize_trace(str(path), skip_python=False).to_dict(top=1000)
+    fast = T.summarize_trace(str(path), skip_python=True).to_dict(top=1000)
+    assert slow["with_stack"] and slow["events"] == len(load(path)["traceEvents"])
+    # The window's end (ts + dur of one event or another) can differ in the last printed digit.
+    assert fast.pop("window_us") == pytest.approx(slow.pop("window_us"), abs=0.002)
+    if slow["gpu"]:
+        assert fast["gpu"].pop("busy_pct") == pytest.approx(slow["gpu"].pop("busy_pct"), abs=0.01)
+        assert fast["gpu"].pop("window_us") == pytest.approx(slow["gpu"].pop("window_us"), abs=0.002)
+        assert fast.pop("gpu_busy_pct") == pytest.approx(slow.pop("gpu_busy_pct"), abs=0.01)
+    assert fast == slow
+
+
 # ------------------------------------------------------------------------------------------
 # bad input: a clear error naming the file, never a traceback
 # ------------------------------------------------------------------------------------------
