@@ -36,6 +36,7 @@ def demo_vars(tmp: Path, **overrides):
             "vllm_profile_dest": str(tmp / "captures"),
             "vllm_profile_capture_dir_host": str(tmp / "traces"),
             "vllm_profile_cache_dir": str(tmp / "cache"),
+            "vllm_profile_prompts": ["What is the capital of France?"],
         }
     )
     base.update(overrides)
@@ -136,11 +137,13 @@ def test_secrets_stay_out_of_logs_and_inspect(two_runs) -> None:
     for secret in (HF_TOKEN, API_KEY):
         assert secret not in output
         assert secret not in json.dumps(two_runs["inspect"])
-    # ... yet the server has them: it refuses requests without the key, and the token is in its env.
+    # ... yet the server has them: it refuses requests without the key, and the token file is readable by vLLM.
     url = f"http://127.0.0.1:{two_runs['vars']['vllm_profile_port']}"
     assert requests.get(f"{url}/v1/models", timeout=10).status_code == 401
-    environ = podman.run("exec", two_runs["vars"]["vllm_profile_container_name"], "cat", "/proc/1/environ").stdout
-    assert f"HF_TOKEN={HF_TOKEN}" in environ.split("\0")
+    assert requests.get(f"{url}/v1/models", headers={"Authorization": f"Bearer {API_KEY}"}, timeout=10).ok
+    name = two_runs["vars"]["vllm_profile_container_name"]
+    env = dict(item.split("=", 1) for item in two_runs["inspect"]["Config"]["Env"])
+    assert podman.run("exec", name, "cat", env["HF_TOKEN_PATH"]).stdout == HF_TOKEN
 
 
 def test_missing_model_fails_with_the_log_tail_and_removes_the_container(tmp_path: Path) -> None:
@@ -186,7 +189,7 @@ def test_env_era_switch_against_a_config_era_server_reports_404_with_the_right_s
         cleanup(variables)
     assert run.returncode != 0
     env = dict(item.split("=", 1) for item in inspect["Config"]["Env"])
-    assert env["VLLM_TORCH_PROFILER_DIR"] == variables["vllm_profile_capture_dir_container"]
+    assert env["VLLM_TORCH_PROFILER_DIR"] == "/vllm-profiles"  # the role's default container path
     assert env["VLLM_TORCH_PROFILER_WITH_STACK"] == "0"
     assert "--profiler-config" not in inspect["Config"]["Cmd"]
     assert "404" in run.stdout
