@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Benchmark: the role's capture (module + fetch, inside a play) against the same steps by hand.
+
+One real vLLM CPU server (harness image, profiler on, no stack) serves both; runs are interleaved
+(by hand, play, by hand, play, ...) and reported as the ratio of medians. A second server with stack
+capture on gives the stop/flush time with and without stacks.
+
+Run:  source tools/setup.sh && python benchmarks/capture/bench_capture.py [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests"))
+
+from support import ansible  # noqa: E402
+from support.vllm import vllm_container  # noqa: E402
+
+PROMPT = "What is the capital of France?"
+
+
+def by_hand(url: str, profile_dir: Path, dest: Path, prefix: str) -> float:
+    """What a person does: curl start, curl a completion, curl stop, cp the new files."""
+    before = set(profile_dir.iterdir())
+    body = json.dumps({"model": "/models/tiny-qwen3", "prompt": PROMPT, "max_tokens": 10, "ignore_eos": True})
+    t0 = time.perf_counter()
+    subprocess.run(
+        [
+            "curl",
+            "-sf",
+            "-X",
+            "POST",
+            f"{url}/start_profile",
+            "-H",
+            "content-type: application/json",
+            "-d",
+            json.dumps({"profile_prefix": prefix}),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        ["curl", "-sf", f"{url}/v1/completions", "-H", "content-type: application/json", "-d", body],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(["curl", "-sf", "-X", "POST", f"{url}/stop_profile"], check=True, capture_output=True)
+    new = [p for p in profile_dir.iterdir() if p not in before and p.name.endswith(".pt.trace.json.gz")]
+    dest.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["cp", *map(str, new), str(dest)], check=True)
+    return time.perf_counter() - t0
+
+
+def by_play(url: str, profile_dir: Path, dest: Path, prefix: str) -> tuple[float, dict]:
+    run = ansible.run_playbook(
+        "benchmarks/capture/capture_play.yml",
+        {"url": url, "profile_dir": str(profile_dir), "dest": str(dest), "prefix": prefix},
+        check=True,
+    )
+    data = json.loads(re.search(r"BENCH (\{.*\})", run.stdout.replace('\\"', '"')).group(1))
+    return data["elapsed"], data["timings"]
+
+
+def server(profiles: Path, with_stack: bool):
+    config = {"profiler": "torch", "torch_profiler_dir": "/profiles", "torch_profiler_with_stack": with_stack}
+    return vllm_container(
+        extra_args=["--profiler-config", json.dumps(config)], volumes=[f"{profiles}:/profiles:z"], prefix="bench"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    if not shutil.which("curl"):
+        parser.error("curl is needed for the by-hand baseline")
+    work = Path(tempfile.mkdtemp(prefix="bench-capture-"))
+    results = {}
+    for with_stack in (False, True):
+        profiles = work / f"profiles-stack-{with_stack}"
+        profiles.mkdir()
+        profiles.chmod(0o777)
+        with server(profiles, with_stack) as srv:
+            hand, play, stops = [], [], []
+            by_hand(srv.url, profiles, work / "warmup", "warmup")  # first capture pays Kineto's init
+            rounds = args.rounds if not with_stack else max(2, args.rounds // 2)
+            for i in range(rounds):
+                hand.append(by_hand(srv.url, profiles, work / f"hand-{with_stack}-{i}", f"hand{i}"))
+                elapsed, timings = by_play(srv.url, profiles, work / f"play-{with_stack}-{i}", f"play{i}")
+                play.append(elapsed)
+                stops.append(timings.get("stop", 0) + timings.get("flush", 0))
+        results[with_stack] = {"hand": hand, "play": play, "stop_flush": stops}
+    plain = results[False]
+    ratio = statistics.median(plain["play"]) / statistics.median(plain["hand"])
+    print(
+        f"capture part, no stack: play median {statistics.median(plain['play']):.2f}s, "
+        f"by hand median {statistics.median(plain['hand']):.2f}s -> ratio {ratio:.2f}x (target <= 1.25x)"
+    )
+    for with_stack, label in ((False, "without"), (True, "with")):
+        stops = results[with_stack]["stop_flush"]
+        print(f"stop+flush {label} stack capture: median {statistics.median(stops):.2f}s over {len(stops)} runs")
+    ratio_stack = statistics.median(results[True]["stop_flush"]) / statistics.median(plain["stop_flush"])
+    print(f"stop+flush with/without stack: {ratio_stack:.1f}x")
+    print(json.dumps(results, indent=1))
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
