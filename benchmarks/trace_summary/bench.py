@@ -17,6 +17,7 @@ Inputs (default: all of them):
   gpu-eager   tests/fixtures/traces/gpu/gpu_eager.pt.trace.json.gz
 
   .venv/bin/python benchmarks/trace_summary/bench.py [--repeats 3] [--only big-stack] [--json out.json]
+         [--trace NAME=PATH ...]
 """
 
 from __future__ import annotations
@@ -151,12 +152,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--only", action="append", choices=["big-stack", "gpu-stack", "gpu-eager"])
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--trace", action="append", default=[], metavar="NAME=PATH", help="another trace to bench")
     args = parser.parse_args(argv)
     inputs = {
         "big-stack": big_stack_trace,
         "gpu-stack": lambda: FIXTURES / "gpu" / "gpu_stack.pt.trace.json.gz",
         "gpu-eager": lambda: FIXTURES / "gpu" / "gpu_eager.pt.trace.json.gz",
     }
+    for extra in args.trace:
+        name, _, path = extra.partition("=")
+        inputs[name] = lambda path=path: Path(path)
+        args.only = [*(args.only or []), name] if args.only else None
     results = []
     header = (
         "| input | JSON MB | ours s | HTA s | time ratio | ours peak RSS MiB | HTA peak RSS MiB | RSS ratio | MB/s |"
