@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shutil
 import statistics
 import subprocess
@@ -64,12 +63,12 @@ def by_hand(url: str, profile_dir: Path, dest: Path, prefix: str) -> float:
 
 
 def by_play(url: str, profile_dir: Path, dest: Path, prefix: str) -> tuple[float, dict]:
-    run = ansible.run_playbook(
+    ansible.run_playbook(
         "benchmarks/capture/capture_play.yml",
         {"url": url, "profile_dir": str(profile_dir), "dest": str(dest), "prefix": prefix},
         check=True,
     )
-    data = json.loads(re.search(r"BENCH (\{.*\})", run.stdout.replace('\\"', '"')).group(1))
+    data = json.loads((dest / "bench.json").read_text())
     return data["elapsed"], data["timings"]
 
 
