@@ -221,19 +221,18 @@ written:
   elements: str
 """
 
-# Ansible's module layout puts the docs first, so the imports come after them (E402).
-import os  # noqa: E402
-import tempfile  # noqa: E402
+import os
+import tempfile
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.vllm_infra.profiling.plugins.module_utils._report import (  # noqa: E402
+from ansible_collections.vllm_infra.profiling.plugins.module_utils._report import (
     headline,
     render_html,
     render_json,
     render_markdown,
 )
-from ansible_collections.vllm_infra.profiling.plugins.module_utils._trace import TraceError, analyze  # noqa: E402
+from ansible_collections.vllm_infra.profiling.plugins.module_utils._trace import TraceError, analyze
 
 REPORT_FILES = (("json", "summary.json"), ("markdown", "summary.md"), ("html", "report.html"))
 
