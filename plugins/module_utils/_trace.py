@@ -1187,13 +1187,14 @@ def is_trace_file(name: str) -> bool:
     return name.endswith(TRACE_SUFFIXES)
 
 
-def find_inputs(path: str, exclude: str | None = None) -> dict[str, dict[str, list[str]]]:
+def find_inputs(path: str, exclude: str | None = None, fleet: str = "auto") -> dict[str, dict[str, list[str]]]:
     """Group inputs by host: ``{host: {"traces": [...], "nsys_csv": [...], "nsys_reports": [...]}}``.
 
     A file is one host named after the file. A directory whose immediate sub-directories hold
     inputs (and holds none directly itself) is a capture root: one host per sub-directory (the
-    fleet view); otherwise the directory is one host. ``exclude`` (e.g. the report directory) is
-    skipped.
+    fleet view); otherwise the directory is one host. ``fleet``: ``auto`` (as said), ``always``
+    (every sub-directory with inputs is a host) or ``never`` (one host). ``exclude`` (e.g. the
+    report directory) is skipped.
     """
     path = os.path.abspath(path)
     if os.path.isfile(path):
@@ -1239,7 +1240,7 @@ def find_inputs(path: str, exclude: str | None = None) -> dict[str, dict[str, li
     ]
     per_sub = {os.path.basename(d): collect(d) for d in subdirs}
     per_sub = {k: v for k, v in per_sub.items() if has_inputs(v)}
-    if not direct and len(per_sub) >= 2:
+    if fleet != "never" and per_sub and ((not direct and len(per_sub) >= 2) or fleet == "always"):
         return per_sub
     everything = collect(path)
     if not has_inputs(everything):
@@ -1263,10 +1264,12 @@ def _trace_row(s: TraceSummary, top: int) -> dict[str, t.Any]:
 
 def analyze(
     path: str,
+    *,
     top: int = 15,
     step_regex: str | None = None,
     on_error: str = "fail",
     exclude: str | None = None,
+    fleet: str = "auto",
 ) -> dict[str, t.Any]:
     """Summarise every trace and nsys CSV under ``path``; one entry per host, plus the overall summary.
 
@@ -1279,7 +1282,7 @@ def analyze(
             raise TraceError(f"step_regex {step_regex!r} is not a valid regular expression: {exc}") from None
     path = os.path.abspath(path)
     root = path if os.path.isdir(path) else os.path.dirname(path)
-    groups = find_inputs(path, exclude)
+    groups = find_inputs(path, exclude, fleet)
     errors: list[str] = []
     hosts: list[dict[str, t.Any]] = []
     host_objs: list[TraceSummary] = []

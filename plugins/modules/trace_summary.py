@@ -64,6 +64,15 @@ options:
         without the prefill/decode split and token counts.
       - By default vLLM's C(execute_context_N(T)_generation_M(T)) annotations (both layouts) are used.
     type: str
+  fleet:
+    description:
+      - How a directory maps to hosts. C(auto) - a directory that holds no inputs itself but has at least two
+        sub-directories with inputs is a capture root, one host per sub-directory; otherwise one host.
+      - C(always) - every sub-directory with inputs is a host. C(never) - everything under O(path) is one host
+        (for example one host's capture split into sub-directories).
+    type: str
+    choices: [auto, always, never]
+    default: auto
   on_error:
     description:
       - What to do with an input that cannot be read (truncated gzip, not JSON, JSON that is not a trace, an
@@ -261,6 +270,7 @@ class TraceSummaryManager:
             step_regex=self.params["step_regex"],
             on_error=self.params["on_error"],
             exclude=self.dest,
+            fleet=self.params["fleet"],
         )
         paths = {key: os.path.join(self.dest, name) for key, name in REPORT_FILES}
         line = headline(result, paths["html"])
@@ -306,6 +316,7 @@ def main() -> None:
         top=dict(type="int", default=15),
         step_regex=dict(type="str"),
         on_error=dict(type="str", default="fail", choices=["fail", "skip"]),
+        fleet=dict(type="str", default="auto", choices=["auto", "always", "never"]),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     try:

@@ -424,6 +424,9 @@ def test_find_inputs_single_host_and_fleet(tmp_path: Path) -> None:
         "run1_nvtxsum.csv",
         "run1_osrtsum.csv",
     ]
+    one = T.find_inputs(str(root), exclude=str(root / "report"), fleet="never")
+    assert list(one) == ["captures"] and len(one["captures"]["traces"]) == 4
+    assert sorted(T.find_inputs(str(root / "gpu-a"), fleet="always")) == ["nsys", "profiles"]
     single = T.find_inputs(str(root / "gpu-b"))
     assert list(single) == ["gpu-b"] and len(single["gpu-b"]["traces"]) == 2
     assert list(T.find_inputs(str(worker(NOSTACK)))) == [worker(NOSTACK).name]
