@@ -75,14 +75,9 @@ models:
   type: list
   elements: str
   sample: [/models/tiny-qwen3]
-max_model_len:
-  description: The first model's context length, when the server says.
-  returned: success
-  type: int
-  sample: 512
 waited:
   description: Seconds spent waiting for C(/health).
-  returned: always
+  returned: success
   type: float
   sample: 27.4
 container_state:
@@ -92,84 +87,65 @@ container_state:
   sample: running
 """
 
-import json
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.urls import open_url
 
 from ansible_collections.vllm_infra.profiling.plugins.module_utils._container import (
     container_log_tail,
     container_state,
 )
+from ansible_collections.vllm_infra.profiling.plugins.module_utils._vllm_api import VllmApiError, VllmClient
+
+
+class ContainerStopped(Exception):
+    """The watched container is no longer running."""
 
 
 class ServerWaiter:
-    """Polls /health, watching the container, then reads /version and /v1/models."""
+    """Polls /health while watching the container, then reads /version and /v1/models."""
 
     def __init__(self, module: AnsibleModule) -> None:
         self.module = module
         self.params = module.params
-        self.url = self.params["url"].rstrip("/")
-        self.headers = {}
-        if self.params["api_key"]:
-            self.headers["Authorization"] = f"Bearer {self.params['api_key']}"
-        self.podman = module.get_bin_path(self.params["podman_executable"], required=bool(self.params["container"]))
-
-    def get(self, path: str):
-        resp = open_url(
-            f"{self.url}{path}",
-            method="GET",
-            headers=self.headers,
-            timeout=self.params["request_timeout"],
-            validate_certs=True,
+        self.client = VllmClient(
+            self.params["url"], api_key=self.params["api_key"], timeout=self.params["request_timeout"]
         )
-        return resp.read()
+        self.podman = module.get_bin_path(self.params["podman_executable"], required=bool(self.params["container"]))
+        self.last_state = None
 
-    def state(self) -> str | None:
+    def check_container(self) -> None:
         if not self.params["container"]:
-            return None
-        return container_state(self.module, self.podman, self.params["container"])
+            return
+        self.last_state = container_state(self.module, self.podman, self.params["container"])
+        if self.last_state != "running":
+            raise ContainerStopped(self.last_state)
+
+    def pause(self, seconds: float) -> None:
+        """wait_ready's sleep: look at the container between two polls, so a dead server ends the wait."""
+        self.check_container()
+        time.sleep(seconds)
 
     def fail_with_logs(self, msg: str, **extra) -> None:
         if self.params["container"]:
-            tail = container_log_tail(self.module, self.podman, self.params["container"], self.params["log_lines"])
-            msg = f"{msg}\nLast {self.params['log_lines']} log lines of {self.params['container']}:\n{tail}"
-        self.module.fail_json(msg=msg, **extra)
+            lines = self.params["log_lines"]
+            tail = container_log_tail(self.module, self.podman, self.params["container"], lines)
+            msg = f"{msg}\nLast {lines} log lines of {self.params['container']}:\n{tail}"
+        self.module.fail_json(msg=msg, container_state=self.last_state, **extra)
 
-    def wait(self) -> dict:
-        start = time.monotonic()
-        deadline = start + self.params["wait_timeout"]
-        last_error = ""
-        while True:
-            state = self.state()
-            if state is not None and state != "running":
-                self.fail_with_logs(
-                    f"Container {self.params['container']} is {state}, not running: the server did not start.",
-                    waited=round(time.monotonic() - start, 1),
-                    container_state=state,
-                )
-            try:
-                self.get("/health")
-                break
-            except Exception as exc:  # any failure here only means "not ready yet"
-                last_error = str(exc)
-            if time.monotonic() >= deadline:
-                self.fail_with_logs(
-                    f"{self.url}/health did not answer within {self.params['wait_timeout']}s "
-                    f"(last error: {last_error}).",
-                    waited=round(time.monotonic() - start, 1),
-                    container_state=state,
-                )
-            time.sleep(1)
-        result = {"waited": round(time.monotonic() - start, 1)}
-        if state is not None:
-            result["container_state"] = state
-        result["version"] = json.loads(self.get("/version")).get("version", "")
-        models = json.loads(self.get("/v1/models")).get("data", [])
-        result["models"] = [m.get("id") for m in models]
-        if models and models[0].get("max_model_len") is not None:
-            result["max_model_len"] = models[0]["max_model_len"]
+    def run(self) -> dict:
+        try:
+            self.check_container()
+            waited = self.client.wait_ready(self.params["wait_timeout"], sleep=self.pause)
+            result = {"waited": round(waited, 1), "version": self.client.version(), "models": self.client.models()}
+        except ContainerStopped as exc:
+            self.fail_with_logs(
+                f"Container {self.params['container']} is {exc}, not running: the server did not start."
+            )
+        except VllmApiError as exc:
+            self.fail_with_logs(str(exc))
+        if self.last_state is not None:
+            result["container_state"] = self.last_state
         return result
 
 
@@ -186,7 +162,7 @@ def main() -> None:
         },
         supports_check_mode=True,
     )
-    module.exit_json(changed=False, **ServerWaiter(module).wait())
+    module.exit_json(changed=False, **ServerWaiter(module).run())
 
 
 if __name__ == "__main__":
