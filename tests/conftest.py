@@ -7,11 +7,29 @@ they fail, so CI never goes green by skipping the real parts.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+# `from support import ...` works under plain pytest because tests/ is a rootdir conftest directory;
+# ansible-test units imports the tests as ansible_collections.vllm_infra.profiling.tests.* packages
+# and adds nothing to sys.path, so add tests/ here for both.
+if str(REPO / "tests") not in sys.path:
+    sys.path.insert(0, str(REPO / "tests"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # ansible-test units runs pytest with its own ini file (and --strict-markers): register the
+    # markers of pyproject.toml here too.
+    for marker in (
+        "podman: needs podman and the harness images",
+        "vllm: starts the real vLLM CPU server",
+        "molecule: runs a molecule scenario",
+    ):
+        config.addinivalue_line("markers", marker)
 
 
 @pytest.fixture(scope="session")
