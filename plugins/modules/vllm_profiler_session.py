@@ -81,8 +81,9 @@ options:
   profile_dir:
     description:
       - Directory on the host running this module where the server's traces land (the host side of the
-        container's C(torch_profiler_dir) or C(VLLM_TORCH_PROFILER_DIR)). Files that exist before the start
-        are not reported.
+        container's C(torch_profiler_dir) or C(VLLM_TORCH_PROFILER_DIR)). Only files written by this session
+        are reported (the directory is listed before the start; a stale session stopped by O(stop_stale) is
+        listed too).
       - When left out, the module does not wait for trace files and returns an empty RV(traces) (e.g. for
         the C(cuda) profiler kind, whose capture is Nsight Systems').
     type: path
@@ -347,6 +348,7 @@ class ProfilerSessionManager:
         self.clock = clock
         self.prompts = self._prompts()
         self.version = None
+        self.before = None
         self.model = self.params["model"]
         self.results = {
             "changed": False,
@@ -469,6 +471,8 @@ class ProfilerSessionManager:
                     f"a profiling session was already active on {self.client.base}: stopped it (stop_stale)"
                 )
                 self._stop_or_fail("stopping the stale session")
+                if self.params["profile_dir"]:  # the stale session's traces are not this session's
+                    self.before = snapshot(self.params["profile_dir"])
                 self._start_once_more(body)
             elif exc.status == 409:
                 self.fail(
@@ -566,7 +570,7 @@ class ProfilerSessionManager:
             self.fail(str(exc))
         self.results["plan"] = self.plan()
         directory = self.params["profile_dir"]
-        before = snapshot(directory) if directory else None
+        self.before = snapshot(directory) if directory else None
 
         self.start()
         problems = []
@@ -576,7 +580,7 @@ class ProfilerSessionManager:
             stop_error = self.stop()  # always, also when the workload failed
         if problems or stop_error:
             if directory:
-                self.results["traces"], self.results["tables"] = collect_outputs(directory, before)
+                self.results["traces"], self.results["tables"] = collect_outputs(directory, self.before)
             self._timed("total", total)
             if problems:
                 msg = f"workload failed: {'; '.join(problems[:5])}"
@@ -590,7 +594,7 @@ class ProfilerSessionManager:
             started = self.clock()
             try:
                 self.results["traces"], self.results["tables"] = wait_for_traces(
-                    directory, before, self.params["flush_timeout"]
+                    directory, self.before, self.params["flush_timeout"]
                 )
             except TraceWaitTimeout as exc:
                 self.results["traces"] = exc.traces

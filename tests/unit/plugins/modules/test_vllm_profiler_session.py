@@ -26,7 +26,6 @@ from ansible_collections.vllm_infra.profiling.plugins.modules import vllm_profil
 
 REPO = Path(__file__).resolve().parents[4]
 TRACE = "rank0.1795823023642513601.pt.trace.json.gz"
-FRONTEND = "0a1b2c3d4e5f_6.async_llm.1795823023626963096.pt.trace.json.gz"
 
 
 def run(capsys: pytest.CaptureFixture[str], args: dict[str, t.Any], check_mode: bool = False) -> dict[str, t.Any]:
@@ -59,15 +58,20 @@ def profiles(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def server(profiles: Path):
-    """The stand-in writes a worker and a frontend trace when stopped, as vLLM does."""
+    """The stand-in writes a worker and a frontend trace when an active session is stopped, as vLLM
+    does (names as vLLM 0.32 makes them; ``written`` keeps them per session)."""
     with FaultServer() as srv:
         stop = srv.routes[("POST", "/stop_profile")]
+        srv.written = []
 
         def stop_and_write(req: Request):
             if srv.active:
-                for name in (TRACE, FRONTEND):
+                stamp = time.time_ns()
+                names = [f"rank0.{stamp}.pt.trace.json.gz", f"0a1b2c3d4e5f_6.async_llm.{stamp + 1}.pt.trace.json.gz"]
+                for name in names:
                     with gzip.open(profiles / name, "wt") as fh:
                         fh.write(trace_text())
+                srv.written.append(names)
             return stop(req)
 
         srv.routes[("POST", "/stop_profile")] = stop_and_write
@@ -93,7 +97,8 @@ def test_capture(capsys, server: FaultServer, profiles: Path) -> None:
     assert result["vllm_version"] == "0.32.0"
     assert result["model"] == "/models/stand-in"
     assert result["http_client"] == "requests"
-    assert sorted((tr["name"], tr["kind"]) for tr in result["traces"]) == [(FRONTEND, "frontend"), (TRACE, "rank0")]
+    worker, frontend = server.written[0]
+    assert sorted((tr["name"], tr["kind"]) for tr in result["traces"]) == [(frontend, "frontend"), (worker, "rank0")]
     assert all(tr["size"] == (profiles / tr["name"]).stat().st_size for tr in result["traces"])
     assert [r["completion_tokens"] for r in result["requests"]] == [12, 12, 12]
     assert set(result["timings"]) == {"ready", "start", "workload", "stop", "flush", "total"}
@@ -134,7 +139,7 @@ def test_stop_is_sent_when_the_workload_fails(capsys, server: FaultServer, profi
     assert server.paths()[-1] == "POST /stop_profile"
     assert result["changed"] is True
     assert result["stop_attempted"] is True
-    assert {tr["name"] for tr in result["traces"]} == {TRACE, FRONTEND}  # what the stopped session wrote
+    assert {tr["name"] for tr in result["traces"]} == set(server.written[0])  # what the stopped session wrote
 
 
 def test_a_short_completion_fails_clearly(capsys, server: FaultServer, profiles: Path) -> None:
@@ -264,6 +269,8 @@ def test_409_with_stop_stale_stops_it_first(capsys, server: FaultServer, profile
         "POST /stop_profile",
     ]
     assert any("stopped it (stop_stale)" in w for w in warnings(result))
+    _stale, ours = server.written
+    assert {tr["name"] for tr in result["traces"]} == set(ours)  # not the stale session's files
 
 
 @pytest.mark.parametrize(
