@@ -38,6 +38,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -323,7 +324,9 @@ def rpm_repo(pkgs: list[Pkg], dest: Path, work: Path, gnupg: Path, modules_yaml:
             "--addsign",
             *rpms,
         )
-    run("createrepo_c", "--quiet", "--no-database", "--set-timestamp-to-revision", "--revision", "1767225600", str(dest))
+    run(
+        "createrepo_c", "--quiet", "--no-database", "--set-timestamp-to-revision", "--revision", "1767225600", str(dest)
+    )
     if modules_yaml is not None:
         # module metadata lives outside the repo dir; modifyrepo_c copies it into repodata/
         yaml_path = work / "modules.yaml"
@@ -331,7 +334,14 @@ def rpm_repo(pkgs: list[Pkg], dest: Path, work: Path, gnupg: Path, modules_yaml:
         run("modulemd-validator", str(yaml_path))
         run("modifyrepo_c", "--mdtype=modules", str(yaml_path), str(dest / "repodata"))
     # repo_gpgcheck: a detached, armored signature of repomd.xml
-    gpg(gnupg, "--detach-sign", "--armor", "--output", str(dest / "repodata" / "repomd.xml.asc"), str(dest / "repodata" / "repomd.xml"))
+    gpg(
+        gnupg,
+        "--detach-sign",
+        "--armor",
+        "--output",
+        str(dest / "repodata" / "repomd.xml.asc"),
+        str(dest / "repodata" / "repomd.xml"),
+    )
 
 
 def modules_yaml(driver_pkgs: list[Pkg]) -> str:
@@ -579,7 +589,12 @@ def _build(www: Path, work: Path, gnupg: Path, armored: bytes, binary: bytes) ->
         [
             Pkg("kernel-headers", EL9_KERNEL[0], EL9_KERNEL[1]),
             Pkg("kernel-devel", EL9_KERNEL[0], EL9_KERNEL[1]),
-            Pkg("kernel-devel-matched", EL9_KERNEL[0], EL9_KERNEL[1], requires=(f"kernel-devel = {'-'.join(EL9_KERNEL)}",)),
+            Pkg(
+                "kernel-devel-matched",
+                EL9_KERNEL[0],
+                EL9_KERNEL[1],
+                requires=(f"kernel-devel = {'-'.join(EL9_KERNEL)}",),
+            ),
             # marker only: the library itself is the image's Debian python3-yaml
             Pkg("python3-pyyaml", "5.4.1", "6.el9"),
         ],
@@ -634,8 +649,7 @@ def _build(www: Path, work: Path, gnupg: Path, armored: bytes, binary: bytes) ->
     apt_flat_repo([Pkg(f"linux-headers-{platform.release()}", "6.1.0", "1")], deb12, work, gnupg)
     write(
         deb12 / "standin-debian12.list",
-        stamp
-        + f"deb [signed-by=/usr/share/keyrings/vllm-infra-standin.gpg] {BASE_URL}/standin/debian12 /\n",
+        stamp + f"deb [signed-by=/usr/share/keyrings/vllm-infra-standin.gpg] {BASE_URL}/standin/debian12 /\n",
     )
 
     gpu_check_image_tar(www / "standin" / "gpu-check-image.tar")
@@ -660,10 +674,12 @@ def ensure(force: bool = False) -> Path:
         tmp.rename(root)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    # Older builds go after a day, not at once: a concurrent test run may still serve one.
     for old in parent.iterdir():
-        if old.name != key and not old.name.startswith("."):
+        if old.name != key and time.time() - old.stat().st_mtime > 86400:
             shutil.rmtree(old, ignore_errors=True)
     # world-readable: the tree is bind-mounted into containers and served there
+    root.chmod(0o755)
     for dirpath, dirnames, filenames in os.walk(root):
         for name in dirnames:
             os.chmod(os.path.join(dirpath, name), 0o755)

@@ -1,0 +1,189 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The host-preparation molecule scenarios (molecule/host_prep_*), run for real, one test each.
+
+Each scenario converges vllm_infra.profiling.nvidia_driver and .container_toolkit on a stand-in host
+(real dnf with module streams or real apt, against signed stand-in repositories built by
+tools/standin-repos/build.py), reruns it (idempotence: changed=0), verifies with testinfra, then
+runs the lifecycle (toolkit bump and downgrade, stream/branch switches, bad inputs with their
+messages, state: absent) as its side effect. What is real and what is a stand-in:
+
+- real: dnf 4.14/libdnf 0.69 (RHEL 9's stack) with module metadata, rpm signature checks, apt with
+  signed-by sources and an apt pin, podman 4.3.1 applying the CDI spec inside the host (nested,
+  --privileged): the GPU-in-container check runs the role's own `podman run --device
+  nvidia.com/gpu=all` there, not on the outer podman.
+- stand-in: the RHEL 9 host (Debian userland presenting itself as RHEL 9.6), every NVIDIA package
+  (real names, versions and dependencies; marker contents), nvidia-ctk (writes a cdiVersion 0.5.0
+  spec for /dev/null-backed test devices) and the nvidia-smi of the check image. No GPU, no DKMS,
+  no reboot, no SELinux, no subscription-manager.
+
+Wall time per phase and the changed counts of the first and the second converge are printed and
+written to tests/output/molecule-host-prep.json.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import secrets
+import subprocess
+import sys
+import time
+import typing as t
+from pathlib import Path
+
+import pytest
+from support import podman
+
+pytestmark = pytest.mark.molecule
+
+REPO = Path(__file__).resolve().parents[2]
+OUTPUT = REPO / "tests" / "output"
+
+
+def _load_builder() -> t.Any:
+    """tools/standin-repos/build.py (not importable by name: "build" is also a PyPI package)."""
+    spec = importlib.util.spec_from_file_location(
+        "vllm_infra_standin_repos", REPO / "tools" / "standin-repos" / "build.py"
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# "host_prep_rhel9 ➜ converge: Executing" (terminal) or "[host_prep_rhel9 > converge] Executing" (no colour)
+ACTION = re.compile(r"\[?(host_prep_\w+)\s*(?:➜|>)\s*(\w+)\]?:?\s+(Executing|Executed: \w+)\s*$")
+RECAP_HOST = re.compile(r"(vit-mol-\S+|localhost)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)")
+BAD_INPUT = re.compile(r"BAD INPUT OK \[([^\]]+)\]")
+TESTINFRA = re.compile(r"=+ (\d+) passed")
+
+SCENARIOS: dict[str, dict[str, t.Any]] = {
+    "host_prep_rhel9": {
+        "image": "vllm-infra-rhel9-standin",
+        "bad_inputs": {
+            "unknown stream",
+            "driver version missing from the repository",
+            "toolkit version missing from the repository",
+            "required CDI device missing",
+            "CDI spec newer than podman reads",
+        },
+        "testinfra": 12,
+    },
+    "host_prep_debian12": {
+        "image": "vllm-infra-debian12-gpuhost",
+        "bad_inputs": {
+            "unknown stream (branch)",
+            "driver version missing from the repository",
+            "toolkit version missing from the repository",
+        },
+        "testinfra": 10,
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def standin_repos() -> Path:
+    """The stand-in repositories' web root (built once, cached by inputs hash)."""
+    return _load_builder().ensure()
+
+
+def run_scenario(scenario: str, www: Path, ephemeral: Path) -> dict[str, t.Any]:
+    """`molecule test -s SCENARIO`, streamed: phase wall times, play recaps per phase, the log."""
+    env = podman.env()
+    env.update(
+        VLLM_INFRA_STANDIN_REPOS=str(www),
+        VLLM_INFRA_MOLECULE_ID=secrets.token_hex(4),
+        # molecule's state per run, so that concurrent runs of a scenario do not share it
+        MOLECULE_EPHEMERAL_DIRECTORY=str(ephemeral),
+        ANSIBLE_FORCE_COLOR="0",
+        PY_COLORS="0",
+        NO_COLOR="1",
+    )
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    log_path = OUTPUT / f"molecule-{scenario}.log"
+    phases: dict[str, float] = {}
+    recaps: dict[str, dict[str, int]] = {}
+    started: dict[str, float] = {}
+    current = ""
+    lines: list[str] = []
+    begin = time.monotonic()
+    with (
+        log_path.open("w") as log,
+        subprocess.Popen(
+            [str(Path(sys.executable).parent / "molecule"), "test", "-s", scenario],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        ) as proc,
+    ):
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            log.write(raw)
+            line = ANSI.sub("", raw)
+            lines.append(line)
+            action = ACTION.search(line)
+            if action and action.group(3) == "Executing":
+                current = action.group(2)
+                # destroy runs twice: keep them apart
+                if current in started:
+                    current = f"{current}_2"
+                started[current] = time.monotonic()
+            elif action and current and action.group(2) == current.removesuffix("_2") and current not in phases:
+                # (the closing summary repeats "Executed" lines: only the first one after "Executing" counts)
+                phases[current] = round(time.monotonic() - started[current], 1)
+            recap = RECAP_HOST.search(line)
+            if recap and current:
+                recaps[current] = {
+                    "ok": int(recap.group(2)),
+                    "changed": int(recap.group(3)),
+                    "failed": int(recap.group(5)),
+                }
+        rc = proc.wait(timeout=1800)
+    text = "".join(lines)
+    return {
+        "scenario": scenario,
+        "rc": rc,
+        "wall_s": round(time.monotonic() - begin, 1),
+        "phases_s": phases,
+        "recaps": recaps,
+        "bad_inputs": sorted(set(BAD_INPUT.findall(text))),
+        "testinfra_passed": int(m.group(1)) if (m := TESTINFRA.search(text)) else 0,
+        "log": str(log_path.relative_to(REPO)),
+        "tail": "".join(lines[-60:]),
+    }
+
+
+def record(result: dict[str, t.Any]) -> None:
+    path = OUTPUT / "molecule-host-prep.json"
+    data = json.loads(path.read_text()) if path.is_file() else {}
+    data[result["scenario"]] = {key: value for key, value in result.items() if key != "tail"}
+    path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_molecule_scenario(
+    scenario: str, standin_repos: Path, tmp_path: Path, record_property: t.Callable[[str, t.Any], None]
+) -> None:
+    expected = SCENARIOS[scenario]
+    podman.ensure_image(expected["image"])
+    result = run_scenario(scenario, standin_repos, tmp_path / "molecule")
+    record(result)
+    converge, second = result["recaps"].get("converge", {}), result["recaps"].get("idempotence", {})
+    summary = (
+        f"{scenario}: {result['wall_s']} s (phases {result['phases_s']}); "
+        f"converge changed={converge.get('changed')}, second run changed={second.get('changed')}; "
+        f"testinfra {result['testinfra_passed']} passed; bad inputs {result['bad_inputs']}"
+    )
+    print(summary)
+    record_property("molecule", summary)
+    assert result["rc"] == 0, f"molecule test -s {scenario} failed (log: {result['log']}):\n{result['tail']}"
+    assert converge.get("changed", 0) > 0, "the first converge changed nothing: it did not install anything"
+    assert second.get("changed") == 0, f"second run not idempotent: {second}"
+    assert result["testinfra_passed"] == expected["testinfra"], result["tail"]
+    assert set(result["bad_inputs"]) == expected["bad_inputs"], result["bad_inputs"]
+    assert "side_effect" in result["phases_s"], result["phases_s"]
