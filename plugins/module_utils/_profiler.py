@@ -374,6 +374,7 @@ def wait_for_traces(
     before,
     timeout,
     *,
+    appear_timeout=None,
     interval=0.5,
     stable_polls=2,
     clock=time.monotonic,
@@ -381,13 +382,20 @@ def wait_for_traces(
 ):
     """Wait until the trace files written since ``before`` are complete.
 
+    ``appear_timeout`` (default: ``timeout``) bounds the wait for the first new trace: vLLM's
+    /stop_profile answers only after its traces are written, so a directory that shows nothing
+    new for long after that is the wrong directory, not a slow one.
+
     Complete means: at least one new trace exists, the set of new traces and every size and
     mtime stayed the same for ``stable_polls`` consecutive polls ``interval`` seconds apart, and
     each trace passed ``check_complete`` at that size (checked once per size, so a large trace is
     read once). Returns ``(traces, tables)`` as ``collect_outputs`` does.
     Raises ``TraceWaitTimeout`` with what was found when ``timeout`` passes first.
     """
-    deadline = clock() + timeout
+    started = clock()
+    deadline = started + timeout
+    window = timeout if appear_timeout is None else min(timeout, appear_timeout)
+    appear_deadline = started + window
     verdicts = {}
     previous = None
     stable = 0
@@ -414,13 +422,14 @@ def wait_for_traces(
         else:
             for rel in current:
                 pending[rel] = "size still changing"
-        if clock() >= deadline:
+        now = clock()
+        if now >= deadline or (not current and now >= appear_deadline):
             traces, _tables = collect_outputs(directory, before)
             if not current:
                 message = (
-                    f"no new trace file appeared in {directory} within {timeout:g}s after stop_profile "
+                    f"no new trace file appeared in {directory} within {window:g}s after stop_profile "
                     "(is it the host side of the server's torch_profiler_dir / VLLM_TORCH_PROFILER_DIR, "
-                    "and writable by the server?)"
+                    "and writable by the server? The cuda profiler writes no trace: leave profile_dir out)"
                 )
             else:
                 detail = "; ".join(f"{os.path.basename(rel)}: {why}" for rel, why in sorted(pending.items()))

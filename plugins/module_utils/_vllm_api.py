@@ -145,7 +145,8 @@ class OpenUrlTransport:
                 follow_redirects="none",
             )
             try:
-                return resp.getcode(), resp.read().decode("utf-8", "replace")
+                status = getattr(resp, "status", None) or resp.getcode()
+                return status, resp.read().decode("utf-8", "replace")
             finally:
                 resp.close()
         except urllib.error.HTTPError as exc:

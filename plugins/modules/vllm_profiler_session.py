@@ -76,6 +76,9 @@ options:
   flush_timeout:
     description:
       - Seconds to wait, after C(/stop_profile) answered, until the new trace files in O(profile_dir) are complete.
+      - When no new trace file appears at all within 60 seconds (or O(flush_timeout) if shorter), the module fails
+        at once: vLLM answers C(/stop_profile) only after writing, so O(profile_dir) is then not where the server
+        writes.
     type: float
     default: 300
   profile_dir:
@@ -337,6 +340,9 @@ from ansible_collections.vllm_infra.profiling.plugins.module_utils._vllm_api imp
     workload_summary,
 )
 
+# vLLM answers /stop_profile once its traces are written: nothing new after this long is a wrong directory.
+APPEAR_TIMEOUT = 60
+
 
 class ProfilerSessionManager:
     """One capture: ready -> start -> workload -> stop (always) -> wait for the traces."""
@@ -594,7 +600,10 @@ class ProfilerSessionManager:
             started = self.clock()
             try:
                 self.results["traces"], self.results["tables"] = wait_for_traces(
-                    directory, self.before, self.params["flush_timeout"]
+                    directory,
+                    self.before,
+                    self.params["flush_timeout"],
+                    appear_timeout=APPEAR_TIMEOUT,
                 )
             except TraceWaitTimeout as exc:
                 self.results["traces"] = exc.traces
@@ -623,7 +632,7 @@ def main():
             "stop_stale": {"type": "bool", "default": False},
             "model": {"type": "str"},
             "prompt": {"type": "raw", "default": "What is the capital of France?", "aliases": ["prompts"]},
-            "max_tokens": {"type": "int", "default": 10},
+            "max_tokens": {"type": "int", "default": 10, "no_log": False},
             "num_requests": {"type": "int"},
             "concurrency": {"type": "int", "default": 1},
             "endpoint": {"type": "str", "choices": ["completions", "chat"], "default": "completions"},

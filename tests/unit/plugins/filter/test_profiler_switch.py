@@ -7,16 +7,24 @@ import json
 import os
 import subprocess
 import sys
+import typing as t
 
 import pytest
-from ansible.errors import AnsibleFilterError
-
-from ansible_collections.vllm_infra.profiling.plugins.filter.profiler_switch import FilterModule
-
-profiler_switch = FilterModule().filters()["profiler_switch"]
+from ansible.module_utils import _internal as ansible_internal
 
 
-def test_env_era() -> None:
+@pytest.fixture
+def profiler_switch(monkeypatch: pytest.MonkeyPatch) -> t.Callable[..., dict[str, t.Any]]:
+    """The filter, imported inside the test: importing a controller plugin (ansible.errors) flags the whole
+    process as the controller, and later in-process module tests would then lose their warnings to the
+    controller's display. The flag is put back after the test."""
+    monkeypatch.setattr(ansible_internal, "is_controller", ansible_internal.is_controller)
+    from ansible_collections.vllm_infra.profiling.plugins.filter.profiler_switch import FilterModule  # noqa: PLC0415
+
+    return FilterModule().filters()["profiler_switch"]
+
+
+def test_env_era(profiler_switch) -> None:
     assert profiler_switch("0.12.2", "/profiles", record_shapes=True, with_stack=False) == {
         "version": "0.12.2",
         "era": "env",
@@ -31,7 +39,7 @@ def test_env_era() -> None:
     }
 
 
-def test_config_era() -> None:
+def test_config_era(profiler_switch) -> None:
     result = profiler_switch("0.32.0", profiler_dir="/profiles", with_stack=False)
     assert result["env"] == {}
     assert result["args"] == [
@@ -40,7 +48,9 @@ def test_config_era() -> None:
     ]
 
 
-def test_errors_are_filter_errors() -> None:
+def test_errors_are_filter_errors(profiler_switch) -> None:
+    from ansible.errors import AnsibleFilterError  # noqa: PLC0415
+
     with pytest.raises(AnsibleFilterError, match=r"profiler_switch: vLLM 0\.16\.0 ignores the VLLM_TORCH_"):
         profiler_switch("0.16.0", "/profiles", switch="env")
 

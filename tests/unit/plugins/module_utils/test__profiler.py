@@ -387,3 +387,35 @@ def test_wait_reads_each_size_once(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     with pytest.raises(P.TraceWaitTimeout):
         P.wait_for_traces(str(tmp_path), before, timeout=0.5, interval=0.01)
     assert calls == [str(path)]
+
+
+def test_wait_gives_up_early_when_nothing_appears(tmp_path: Path) -> None:
+    """No new trace at all: the wrong directory. The shorter appear window applies, not the whole timeout."""
+    before = P.snapshot(tmp_path)
+    started = time.monotonic()
+    with pytest.raises(P.TraceWaitTimeout, match=r"no new trace file appeared in .* within 0\.3s"):
+        P.wait_for_traces(str(tmp_path), before, timeout=30, appear_timeout=0.3, interval=0.05)
+    assert time.monotonic() - started < 3
+
+
+def test_the_appear_window_does_not_cut_a_trace_short(tmp_path: Path) -> None:
+    """Once a trace is there, the wait lasts until it is complete, past the appear window."""
+    before = P.snapshot(tmp_path)
+    path = tmp_path / "rank0.7.pt.trace.json.gz"
+    text = kineto_like(2000)
+
+    def writer() -> None:
+        with gzip.open(path, "wt") as fh:
+            fh.write(text[:1000])
+            fh.flush()
+            time.sleep(0.8)
+            fh.write(text[1000:])
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        traces, _ = P.wait_for_traces(str(tmp_path), before, timeout=30, appear_timeout=0.3, interval=0.05)
+    finally:
+        thread.join()
+    assert traces[0]["size"] == path.stat().st_size
+    assert P.check_complete(str(path)) == (True, "")

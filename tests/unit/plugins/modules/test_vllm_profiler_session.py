@@ -17,6 +17,7 @@ import typing as t
 from pathlib import Path
 
 import pytest
+from ansible.module_utils import _internal as ansible_internal
 from ansible.module_utils.testing import patch_module_args
 from support import podman
 from support.fault_server import FaultServer, Request, vllm_error
@@ -26,6 +27,14 @@ from ansible_collections.vllm_infra.profiling.plugins.modules import vllm_profil
 
 REPO = Path(__file__).resolve().parents[4]
 TRACE = "rank0.1795823023642513601.pt.trace.json.gz"
+
+
+@pytest.fixture(autouse=True)
+def as_on_the_target(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Modules run on the target. Once a test in the same session imported ansible's controller code
+    (e.g. the filter tests), ansible-core routes module warnings to the controller's display instead of
+    the result; the module's own process never has that."""
+    monkeypatch.setattr(ansible_internal, "is_controller", False)
 
 
 def run(capsys: pytest.CaptureFixture[str], args: dict[str, t.Any], check_mode: bool = False) -> dict[str, t.Any]:
