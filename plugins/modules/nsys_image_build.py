@@ -1,4 +1,6 @@
+#!/usr/bin/python
 # SPDX-License-Identifier: GPL-3.0-or-later
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # Copyright (c) vllm_infra.profiling contributors
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ description:
     so a changed option B(or a changed base image) rebuilds, and an unchanged pair does not.
   - Runs on the host that holds the images (the GPU host); does not pull the base image.
 author:
-  - vllm_infra.profiling contributors
+  - vllm_infra.profiling contributors (@vllm-infra)
 extends_documentation_fragment:
   - vllm_infra.profiling.attributes
 attributes:
@@ -270,12 +272,26 @@ base_image:
   returned: success
   type: dict
   contains:
-    ref: {description: The base image reference., type: str}
-    id: {description: Its image ID., type: str}
-    digest: {description: Its manifest digest (empty for some local images)., type: str}
-    user: {description: Its USER, restored after the install., type: str}
-    entrypoint: {description: Its entrypoint, now run under nsys., type: list, elements: str}
-    cmd: {description: Its command, kept as the image's CMD., type: list, elements: str}
+    ref:
+      description: The base image reference.
+      type: str
+    id:
+      description: Its image ID.
+      type: str
+    digest:
+      description: Its manifest digest (empty for some local images).
+      type: str
+    user:
+      description: Its USER, restored after the install.
+      type: str
+    entrypoint:
+      description: Its entrypoint, now run under nsys.
+      type: list
+      elements: str
+    cmd:
+      description: Its command, kept as the image's CMD.
+      type: list
+      elements: str
 entrypoint:
   description: ENTRYPOINT of the built image.
   returned: success
@@ -316,16 +332,16 @@ build_log_tail:
   type: str
 """
 
-import json  # noqa: E402
-import os  # noqa: E402
-import shutil  # noqa: E402
-import tempfile  # noqa: E402
-import typing as t  # noqa: E402
+import json
+import os
+import shutil
+import tempfile
+import typing as t
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.vllm_infra.profiling.plugins.module_utils import _nsys  # noqa: E402
-from ansible_collections.vllm_infra.profiling.plugins.module_utils._cli import ModuleCliClient  # noqa: E402
+from ansible_collections.vllm_infra.profiling.plugins.module_utils import _nsys
+from ansible_collections.vllm_infra.profiling.plugins.module_utils._cli import ModuleCliClient
 
 LABEL_CONTAINERFILE = "vllm_infra.profiling.nsys.containerfile"
 
@@ -506,7 +522,7 @@ def main() -> None:
                     pre_commands=dict(type="list", elements="str", default=[]),
                     commands=dict(type="list", elements="str", default=[]),
                     repo_url=dict(type="str"),
-                    key_url=dict(type="str", default=_nsys.DEFAULT_KEY_URL),
+                    key_url=dict(type="str", default=_nsys.DEFAULT_KEY_URL, no_log=False),
                 ),
             ),
             profile=dict(

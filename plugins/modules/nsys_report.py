@@ -1,4 +1,6 @@
+#!/usr/bin/python
 # SPDX-License-Identifier: GPL-3.0-or-later
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # Copyright (c) vllm_infra.profiling contributors
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ description:
     of what was run. A summary without data (for example kernels in a capture without CUDA) writes no CSV;
     the manifest says why.
 author:
-  - vllm_infra.profiling contributors
+  - vllm_infra.profiling contributors (@vllm-infra)
 extends_documentation_fragment:
   - vllm_infra.profiling.attributes
 attributes:
@@ -103,9 +105,15 @@ report:
   returned: success
   type: dict
   contains:
-    path: {description: Its path., type: str}
-    size: {description: Its size in bytes., type: int}
-    waited: {description: Seconds spent waiting for it to be complete., type: float}
+    path:
+      description: Its path.
+      type: str
+    size:
+      description: Its size in bytes.
+      type: int
+    waited:
+      description: Seconds spent waiting for it to be complete.
+      type: float
 nsys_version:
   description: Version of the nsys that made the summaries.
   returned: when the summaries were (re)written
@@ -117,11 +125,21 @@ summaries:
   type: list
   elements: dict
   contains:
-    summary: {description: What was asked for (V(osrt))., type: str}
-    report: {description: The nsys report name used (V(osrtsum))., type: str}
-    path: {description: The CSV (absent when the summary had no data)., type: str}
-    rows: {description: Data rows in the CSV., type: int}
-    status: {description: C(PROCESSED), or the reason nsys skipped it., type: str}
+    summary:
+      description: What was asked for (V(osrt)).
+      type: str
+    report:
+      description: The nsys report name used (V(osrtsum)).
+      type: str
+    path:
+      description: The CSV (null when the summary had no data).
+      type: str
+    rows:
+      description: Data rows in the CSV.
+      type: int
+    status:
+      description: C(PROCESSED), or the reason nsys skipped it.
+      type: str
 missing:
   description: Summaries asked for that this nsys version does not have.
   returned: when O(stats=true)
@@ -143,15 +161,15 @@ files:
   elements: str
 """
 
-import json  # noqa: E402
-import os  # noqa: E402
-import re  # noqa: E402
-import typing as t  # noqa: E402
+import json
+import os
+import re
+import typing as t
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.vllm_infra.profiling.plugins.module_utils import _nsys  # noqa: E402
-from ansible_collections.vllm_infra.profiling.plugins.module_utils._cli import CliResult, ModuleCliClient  # noqa: E402
+from ansible_collections.vllm_infra.profiling.plugins.module_utils import _nsys
+from ansible_collections.vllm_infra.profiling.plugins.module_utils._cli import CliResult, ModuleCliClient
 
 MANIFEST_SUFFIX = "_nsys_stats.json"
 
@@ -205,7 +223,7 @@ class NsysReportManager:
 
     def fail(self, msg: str, **kwargs: t.Any) -> t.NoReturn:
         self.module.fail_json(msg=msg, **self.results, **kwargs)
-        raise AssertionError("unreachable")
+        raise SystemExit(1)  # fail_json exits; this line only tells type checkers so
 
     def read_manifest(self) -> dict[str, t.Any] | None:
         try:
@@ -237,8 +255,7 @@ class NsysReportManager:
         stat = os.stat(self.path)
         manifest = self.read_manifest()
         self.results["manifest"] = self.manifest_path
-        if self.up_to_date(manifest, stat):
-            assert manifest is not None
+        if manifest is not None and self.up_to_date(manifest, stat):
             self.results.update(
                 summaries=manifest["summaries"],
                 missing=manifest["missing"],
