@@ -77,8 +77,8 @@ options:
     description:
       - Seconds to wait, after C(/stop_profile) answered, until the new trace files in O(profile_dir) are complete.
       - When no new trace file appears at all within 60 seconds (or O(flush_timeout) if shorter), the module fails
-        at once: vLLM answers C(/stop_profile) only after writing, so O(profile_dir) is then not where the server
-        writes.
+        early, since vLLM answers C(/stop_profile) only after writing; O(profile_dir) is then not where the
+        server writes.
     type: float
     default: 300
   profile_dir:

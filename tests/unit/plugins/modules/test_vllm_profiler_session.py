@@ -17,6 +17,7 @@ import typing as t
 from pathlib import Path
 
 import pytest
+import yaml
 from ansible.module_utils import _internal as ansible_internal
 from ansible.module_utils.testing import patch_module_args
 from support import podman
@@ -402,3 +403,37 @@ def test_api_key_is_no_log(capsys, server: FaultServer, profiles: Path) -> None:
 def test_parses_as_python_3_9(path: str) -> None:
     """The module runs on the vLLM host: RHEL 9's platform Python is 3.9."""
     ast.parse((REPO / path).read_text(), filename=path, feature_version=(3, 9))
+
+
+# ----------------------------------------------------------------------------- docs vs spec
+def test_documentation_matches_the_argument_spec(monkeypatch: pytest.MonkeyPatch) -> None:
+    """DOCUMENTATION, EXAMPLES and RETURN are valid YAML, and every option is documented with the spec's
+    type, default, choices and aliases (what ansible-test's validate-modules checks)."""
+
+    captured: dict[str, t.Any] = {}
+
+    class Capture(Exception):
+        pass
+
+    def fake_module(argument_spec: dict[str, t.Any], **kw: t.Any) -> None:
+        captured.update(argument_spec)
+        raise Capture
+
+    monkeypatch.setattr(M, "AnsibleModule", fake_module)
+    with pytest.raises(Capture):
+        M.main()
+    doc = yaml.safe_load(M.DOCUMENTATION)
+    assert isinstance(yaml.safe_load(M.EXAMPLES), list)
+    assert isinstance(yaml.safe_load(M.RETURN), dict)
+    assert set(doc["options"]) == set(captured)
+    for name, spec in captured.items():
+        option = doc["options"][name]
+        assert option["type"] == spec["type"], name
+        assert option.get("default") == spec.get("default"), name
+        assert option.get("choices") == spec.get("choices"), name
+        assert option.get("aliases") == spec.get("aliases"), name
+        assert isinstance(option["description"], (str, list)), name
+        descriptions = option["description"] if isinstance(option["description"], list) else [option["description"]]
+        assert all(isinstance(d, str) for d in descriptions), name
+    assert captured["api_key"]["no_log"] is True
+    assert doc["attributes"]["idempotent"]["support"] == "none"
