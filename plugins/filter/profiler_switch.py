@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # Copyright (c) vllm_infra.profiling contributors
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ description:
   - Options left out keep vLLM's own defaults and are not emitted. An option that the version cannot set
     (for instance O(with_stack=false) before vLLM 0.10.1, where stacks are always recorded) is an error.
 author:
-  - vllm_infra.profiling contributors
+  - vllm_infra.profiling contributors (@vllm-infra)
 positional: _input
 options:
   _input:

@@ -1,5 +1,6 @@
 #!/usr/bin/python
 # SPDX-License-Identifier: GPL-3.0-or-later
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # Copyright (c) vllm_infra.profiling contributors
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ description:
   - HTTP goes through the Python library C(requests) when the host has it, else through ansible-core's
     own C(open_url); RV(http_client) says which.
 author:
-  - vllm_infra.profiling contributors
+  - vllm_infra.profiling contributors (@vllm-infra)
 extends_documentation_fragment:
   - vllm_infra.profiling.attributes
 attributes:
