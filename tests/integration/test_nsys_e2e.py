@@ -118,6 +118,17 @@ CAPTURE_PLAYBOOK = """
         mode: "0644"
 """
 
+STATS_AGAIN_PLAYBOOK = """
+- name: nsys_report on a report already summarised
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Summarise again
+      vllm_infra.profiling.nsys_report:
+        path: "{{ report }}"
+        nsys_image: "{{ image }}"
+"""
+
 STOP_PLAYBOOK = """
 - name: Stop an nsys container the role's way
   hosts: localhost
@@ -325,6 +336,13 @@ def test_capture_end_to_end(nsys_image: dict[str, t.Any], tmp_path: Path) -> Non
     assert result["requests"][0]["completion_tokens"] == 10
     manifest = json.loads((dest / f"{report_name}_nsys_stats.json").read_text())
     assert manifest["nsys_version"].startswith("2022.4.2") and manifest["source"]["size"] == report.stat().st_size
+
+    # Summarising the same report again changes nothing (the manifest matches it).
+    on_host = Path(variables["vllm_profile_capture_dir_host"]) / f"{report_name}.nsys-rep"
+    again = ansible.run_playbook(
+        write(tmp_path, "stats-again.yml", STATS_AGAIN_PLAYBOOK), {"report": str(on_host), "image": nsys_image["name"]}
+    )
+    assert again.returncode == 0 and ansible.recap(again.stdout)["localhost"]["changed"] == 0, again.stdout[-3000:]
     record(
         capture_playbook_s=wall,
         stop_to_exit_s=nsys["stop"]["seconds"],
