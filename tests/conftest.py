@@ -35,3 +35,16 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture(scope="session")
 def repo() -> Path:
     return REPO
+
+
+@pytest.fixture(autouse=True)
+def _module_side_of_ansible():
+    """Importing controller code (ansible.errors, filters) flips ansible's process-wide
+    ``is_controller`` flag, after which in-process module tests lose their warnings. Every test
+    starts on the module side; tests that need the controller import what they need themselves."""
+    from ansible.module_utils import _internal  # noqa: PLC0415 - only where ansible is installed
+
+    saved = _internal.is_controller
+    _internal.is_controller = False
+    yield
+    _internal.is_controller = saved
