@@ -5,7 +5,7 @@
   stand-ins and two Debian 12 hosts (tools/images/rhel9-standin, debian12-gpuhost), each a privileged
   container reached through the containers.podman.podman connection, installing STAND-IN NVIDIA packages from
   signed stand-in repositories (tools/standin-repos) served inside each container, exactly as the molecule
-  scenarios do (their prepare playbooks and molecule/resources/standin_vars.yml are reused). One RHEL host is
+  scenarios do (their prepare playbooks and molecule/resources/vars/standin.yml are reused). One RHEL host is
   broken on purpose (its CUDA repository mirror is down) and one inventory host does not exist (unreachable).
   The others converge, and the second run changes nothing on them; both broken hosts are reported.
 * ``test_capture_two_hosts_one_killed_mid_run``: playbooks/site.yml across two inventory hosts that are two
@@ -17,7 +17,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 import sys
@@ -27,12 +26,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from support import ansible, podman
+from support import ansible, podman, standin_fleet
 
 REPO = ansible.REPO
-sys.path.insert(0, str(REPO / "tools" / "standin-repos"))
-
-import build as standin_repos  # noqa: E402  (tools/standin-repos/build.py)
 
 pytestmark = [pytest.mark.podman]
 
@@ -53,80 +49,30 @@ def report_lines(output: str) -> dict[str, str]:
     return lines
 
 
-def write_inventory(path: Path, data: dict) -> Path:
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
-
-
 # --------------------------------------------------------------------------- (a) prepare_hosts.yml
 
-
-STANDIN_IMAGES = {"rhel9": "vllm-infra-rhel9-standin", "debian12": "vllm-infra-debian12-gpuhost"}
-
-
-@contextlib.contextmanager
-def standin_hosts(kinds: dict[str, str], www: Path):
-    """Start one privileged stand-in host container per name (name -> rhel9|debian12); remove them after."""
-    refs = {kind: podman.ensure_image(image) for kind, image in STANDIN_IMAGES.items()}
-    names = {host: podman.unique_name(f"fleet-{host}") for host in kinds}
-    try:
-        for host, kind in kinds.items():
-            podman.run(
-                "run", "-d", "--init", "--privileged", "--name", names[host],
-                "-v", f"{www}:/srv/standin-repos:ro",
-                refs[kind],
-                "python3", "-m", "http.server", "8080", "--bind", "127.0.0.1", "--directory", "/srv/standin-repos",
-            )  # fmt: skip
-        yield names
-    finally:
-        for name in names.values():
-            podman.remove(name)
-
-
-def fleet_inventory(names: dict[str, str], kinds: dict[str, str], ghost: str, broken: str) -> dict:
-    hosts = {
-        host: {
-            "ansible_connection": "containers.podman.podman",
-            "ansible_host": names[host],
-            "ansible_python_interpreter": "/usr/bin/python3",
-            "ansible_become": False,
-        }
-        for host in kinds
-    }
-    # Broken on purpose: this host's CUDA repository mirror is down (nothing listens on port 9).
-    hosts[broken]["nvidia_driver_cuda_repo_base_url"] = "http://127.0.0.1:9/compute/cuda/repos"
-    # And one host that does not exist at all.
-    hosts[ghost] = {"ansible_connection": "containers.podman.podman", "ansible_host": podman.unique_name("ghost")}
-    return {"all": {"children": {"vllm_hosts": {"hosts": hosts}}}}
+KINDS = {"rhel-1": "rhel9", "rhel-2": "rhel9", "deb-1": "debian12", "deb-2": "debian12"}
 
 
 @pytest.fixture(scope="module")
 def prepared_fleet(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("fleet")
-    www = standin_repos.ensure()
-    kinds = {"rhel-1": "rhel9", "rhel-2": "rhel9", "deb-1": "debian12", "deb-2": "debian12"}
-    with standin_hosts(kinds, www) as names:
-        inventory = write_inventory(
-            tmp / "inventory.yml", fleet_inventory(names, kinds, ghost="ghost", broken="rhel-2")
-        )
-        # The stand-in repositories and the GPU-check image, as the molecule scenarios set them up.
+    with standin_fleet.hosts(KINDS) as names:
+        host_vars = {
+            # Broken on purpose: this host's CUDA repository mirror is down (nothing listens on port 9).
+            "rhel-2": {"nvidia_driver_cuda_repo_base_url": "http://127.0.0.1:9/compute/cuda/repos"},
+            # And a host that does not exist at all.
+            "ghost": {"ansible_connection": "containers.podman.podman", "ansible_host": podman.unique_name("ghost")},
+        }
+        inventory = standin_fleet.write_inventory(tmp / "inventory.yml", standin_fleet.inventory(names, host_vars))
         started = time.monotonic()
-        for kind, limit in (("rhel9", "rhel-*"), ("debian12", "deb-*")):
-            proc = ansible.run_playbook(
-                str(REPO / "molecule" / f"host_prep_{kind}" / "prepare.yml"),
-                None,
-                "--limit",
-                limit,
-                inventory=inventory,
-            )
-            assert proc.returncode == 0, proc.stdout[-6000:]
+        standin_fleet.prepare(inventory, KINDS)
         setup_s = time.monotonic() - started
-        variables = f"@{REPO / 'molecule' / 'resources' / 'standin_vars.yml'}"
         runs = []
         for _ in range(2):
             started = time.monotonic()
             proc = ansible.run_playbook(
-                "playbooks/prepare_hosts.yml", None, "-e", variables, inventory=inventory, **PLAYBOOK_ENV
+                "playbooks/prepare_hosts.yml", None, inventory=inventory, **PLAYBOOK_ENV, **standin_fleet.ENV
             )
             runs.append((proc, time.monotonic() - started))
         yield {"runs": runs, "names": names, "setup_s": setup_s}
@@ -139,6 +85,7 @@ def test_prepare_hosts_fleet_converges_and_reports_the_broken_hosts(prepared_fle
     for label, recap in (("run 1", recap1), ("run 2", recap2)):
         for host, counts in sorted(recap.items()):
             print(f"{label} recap {host}: {counts}")
+    print("\n".join(re.findall(r"^.*-{3,} \d+\.\d+s$", first.stdout, re.M)[:8]))
     # The broken host fails and the ghost is unreachable: the run fails, but only on them.
     assert first.returncode != 0 and second.returncode != 0
     for recap in (recap1, recap2):
@@ -203,7 +150,7 @@ def test_capture_two_hosts_one_killed_mid_run(tmp_path: Path) -> None:
         }
     # B's workload is long enough to be killed in the middle of it.
     hosts["fleet-b"].update({"vllm_profile_num_requests": 400, "vllm_profile_max_tokens": 16})
-    inventory = write_inventory(
+    inventory = standin_fleet.write_inventory(
         tmp_path / "inventory.yml", {"all": {"children": {"vllm_hosts": {"hosts": hosts, "vars": demo}}}}
     )
     dest = tmp_path / "captures"
