@@ -14,8 +14,8 @@ nsys; nsys ends the server (SIGTERM to its process group), writes the report, ex
 without --init also worked with 2022.4; --init is kept because it reaps nsys's orphaned agent process and
 is how the role launches every server.)
 
-The only stand-in: launch.yml's role (a podman_container task here mirroring it) until the role's
-main.yml runs nsys mode; see LAUNCH below. The apt downloads are cached in $VLLM_INFRA_CACHE/apt-nsys.
+The capture runs the role's main entry point in nsys mode (build or reuse, launch, workload, SIGINT stop,
+nsys stats, fetch, trace_summary, restore). The apt downloads are cached in $VLLM_INFRA_CACHE/apt-nsys.
 """
 
 from __future__ import annotations
@@ -68,49 +68,23 @@ BUILD_PLAYBOOK = """
       changed_when: false
 """
 
-# The nsys mode of role vllm_profile, from this collection's task files: validate.yml, nsys_image.yml,
-# LAUNCH (a stand-in that mirrors launch.yml's podman_container call, with __vllm_profile_nsys_launch
-# added the way launch.yml must add it), capture_nsys.yml (workload, stop_nsys_container.yml, nsys_report),
-# fetch.yml.
+# The nsys mode of role vllm_profile, as a user runs it; the files it returns are kept for the assertions.
 CAPTURE_PLAYBOOK = """
-- name: nsys mode of vllm_profile
+- name: nsys mode of vllm_profile, through the role's main entry point
   hosts: localhost
   gather_facts: false
   tasks:
-    - name: Check the settings (public - the LAUNCH stand-in below uses the role's vars)
-      ansible.builtin.include_role: {name: vllm_infra.profiling.vllm_profile, tasks_from: validate.yml, public: true}
-    - name: Build or reuse the nsys image
-      ansible.builtin.include_role: {name: vllm_infra.profiling.vllm_profile, tasks_from: nsys_image.yml}
+    - name: Profile with Nsight Systems
+      ansible.builtin.include_role:
+        name: vllm_infra.profiling.vllm_profile
+      vars:
+        vllm_profile_mode: nsys
+        vllm_profile_restore: remove
     - name: Keep the build result
       ansible.builtin.copy:
         content: "{{ __vllm_profile_nsys_build | to_json }}"
         dest: "{{ result_dir }}/build.json"
         mode: "0644"
-    - name: LAUNCH (stand-in for launch.yml, profiler_on in nsys mode)
-      containers.podman.podman_container:
-        name: "{{ vllm_profile_container_name }}"
-        image: "{{ __vllm_profile_launch_image }}"
-        state: started
-        command: "{{ __vllm_profile_server_args + __vllm_profile_nsys_launch.args }}"
-        env: "{{ __vllm_profile_base_env | combine(__vllm_profile_nsys_launch.env) | combine(vllm_profile_env) }}"
-        device: "{{ vllm_profile_devices }}"
-        shm_size: "{{ vllm_profile_shm_size }}"
-        publish: ["{{ vllm_profile_bind_address }}:{{ vllm_profile_port }}:8000"]
-        volume:
-          - "{{ vllm_profile_cache_dir }}:{{ vllm_profile_cache_container_dir }}:Z"
-          - "{{ vllm_profile_capture_dir_host }}:{{ vllm_profile_capture_dir_container }}:Z"
-        init: true
-        stop_timeout: "{{ __vllm_profile_stop_timeout_s }}"
-    - name: Wait until the server answers
-      vllm_infra.profiling.vllm_server_info:
-        url: "{{ __vllm_profile_url }}"
-        container: "{{ vllm_profile_container_name }}"
-        wait_timeout: "{{ vllm_profile_ready_timeout }}"
-      register: __vllm_profile_server
-    - name: Capture
-      ansible.builtin.include_role: {name: vllm_infra.profiling.vllm_profile, tasks_from: capture_nsys.yml}
-    - name: Fetch
-      ansible.builtin.include_role: {name: vllm_infra.profiling.vllm_profile, tasks_from: fetch.yml}
     - name: Keep the result
       ansible.builtin.copy:
         content: "{{ vllm_profile_result | to_json }}"
@@ -251,7 +225,7 @@ def capture_vars(tmp: Path, nsys_image: dict[str, t.Any], **overrides: t.Any) ->
     variables = yaml.safe_load((ansible.REPO / "playbooks" / "vars" / "cpu_demo.yml").read_text())
     capture = tmp / "captures-host"
     capture.mkdir(mode=0o777)
-    capture.chmod(0o777)  # the server runs as uid 1001 (launch.yml chowns; this stand-in does not)
+    capture.chmod(0o777)  # the server runs as uid 1001
     cache = tmp / "cache"
     cache.mkdir(mode=0o777)
     cache.chmod(0o777)
@@ -307,13 +281,16 @@ def test_capture_end_to_end(nsys_image: dict[str, t.Any], tmp_path: Path) -> Non
     run_id = variables["vllm_profile_run_id"]
     report_name = f"nsys-{run_id}"
     dest = Path(variables["vllm_profile_dest"]) / run_id / "localhost"
-    landed = sorted(p.name for p in dest.iterdir())
+    landed = sorted(p.name for p in dest.iterdir() if p.is_file())
     assert landed == [f"{report_name}.nsys-rep", f"{report_name}_nsys_stats.json", f"{report_name}_osrtsum.csv"]
     assert result["status"] == "captured" and result["files"] == [
         f"{report_name}.nsys-rep",
         f"{report_name}_osrtsum.csv",
         f"{report_name}_nsys_stats.json",
     ]
+
+    # trace_summary folded the nsys stats CSVs into the host's report.
+    assert (dest / "report" / "summary.json").is_file()
 
     # A real report, as nsys writes it (its header names the format), a few MB for ~2 min of server.
     report = dest / f"{report_name}.nsys-rep"
