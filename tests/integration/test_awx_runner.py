@@ -1,0 +1,142 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The site job template run the way AWX runs a job: through ansible-runner, with a private data dir.
+
+AWX's job template (docs/awx/job_templates.yml) names the project's playbook; its survey
+(docs/awx/survey_site.json) turns the user's answers into extra vars: text and multiple-choice answers
+are strings ("false", not false), integer answers are numbers, unanswered questions take their defaults.
+This test builds exactly those extra vars, writes the private data dir AWX hands to ansible-runner
+(inventory/, env/extravars, env/envvars), runs the real playbook from the project checkout, then reads
+what AWX reads: the job status and rc, the per-host events, and the set_stats artifact of the stats event.
+
+The two inventory hosts are two vLLM servers on this ONE machine (ansible_connection: local, each with its
+own container name, port and directories); awx-bad's server arguments are wrong on purpose (a host variable,
+as an inventory would hold it), so its server never starts.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import ansible_runner
+import pytest
+import yaml
+from support import ansible, podman
+
+pytestmark = [pytest.mark.podman, pytest.mark.vllm]
+
+REPO = ansible.REPO
+AWX = REPO / "docs" / "awx"
+
+
+def survey_extra_vars(survey: dict, answers: dict) -> dict:
+    """What AWX passes for a survey: answers (or defaults) typed as AWX types them."""
+    out = {}
+    for question in survey["spec"]:
+        var, kind = question["variable"], question["type"]
+        value = answers.get(var, question.get("default", ""))
+        if value in ("", None) and not question.get("required"):
+            continue  # AWX leaves unanswered optional questions out
+        if kind == "multiplechoice":
+            assert str(value) in question["choices"].split("\n"), (var, value)
+        out[var] = int(value) if kind == "integer" else (float(value) if kind == "float" else str(value))
+    return out
+
+
+def test_site_job_through_ansible_runner(tmp_path: Path) -> None:
+    podman.ensure_image("vllm-cpu-tiny")
+    (template,) = [
+        jt for jt in yaml.safe_load((AWX / "job_templates.yml").read_text())["job_templates"]
+        if jt["playbook"] == "playbooks/site.yml"
+    ]  # fmt: skip
+    survey = json.loads((AWX / template["survey"]).read_text())
+    dest = tmp_path / "captures"
+    answers = {
+        "vllm_fleet_prepare": "false",  # never prepare (install drivers on) this machine
+        "vllm_profile_image": "localhost/vllm-cpu-tiny:0.32.0",
+        "vllm_profile_model": "/models/tiny-qwen3",
+        "vllm_profile_restore": "remove",
+        "vllm_profile_max_tokens": "8",
+        "vllm_profile_dest": str(dest),
+        "vllm_profile_run_id": "awx-job-42",
+    }
+    extra_vars = {**template.get("extra_vars", {}), **survey_extra_vars(survey, answers)}
+    assert extra_vars["vllm_profile_with_stack"] == "false" and extra_vars["vllm_profile_max_tokens"] == 8
+
+    # The inventory, as AWX writes it: the CPU image's settings as group vars, the hosts' own settings.
+    demo = yaml.safe_load((REPO / "playbooks" / "vars" / "cpu_demo.yml").read_text())
+    hosts = {}
+    for host in ("awx-good", "awx-bad"):
+        hosts[host] = {
+            "ansible_connection": "local",
+            "ansible_python_interpreter": sys.executable,
+            "vllm_profile_container_name": podman.unique_name(host),
+            "vllm_profile_port": podman.free_port(),
+            "vllm_profile_capture_dir_host": str(tmp_path / host / "traces"),
+            "vllm_profile_cache_dir": str(tmp_path / host / "cache"),
+        }
+    hosts["awx-bad"]["vllm_profile_extra_args"] = [*demo["vllm_profile_extra_args"], "--no-such-vllm-flag"]
+    private = tmp_path / "private"
+    (private / "inventory").mkdir(parents=True)
+    (private / "inventory" / "hosts.yml").write_text(
+        yaml.safe_dump({"all": {"children": {"vllm_hosts": {"hosts": hosts, "vars": demo}}}})
+    )
+    (private / "env").mkdir()
+    (private / "env" / "extravars").write_text(json.dumps(extra_vars))
+    (private / "env" / "envvars").write_text(
+        json.dumps({k: v for k, v in ansible.env().items() if k.startswith(("ANSIBLE_", "CONTAINERS_"))})
+    )
+    try:
+        runner = ansible_runner.run(
+            private_data_dir=str(private),
+            project_dir=str(REPO),
+            playbook=template["playbook"],
+            forks=template["forks"],
+            ident="job-42",
+            quiet=True,
+            timeout=900,
+        )
+    finally:
+        for host in hosts.values():
+            podman.remove(host["vllm_profile_container_name"])
+    events = list(runner.events)
+    stats = next(e for e in events if e["event"] == "playbook_on_stats")["event_data"]
+    print(f"\nansible-runner: status {runner.status}, rc {runner.rc}")
+    print(json.dumps({k: stats[k] for k in ("ok", "changed", "failures", "dark", "rescued")}, sort_keys=True))
+
+    # The job failed because one host did, as AWX shows it; the other host is fine.
+    assert runner.status == "failed" and runner.rc == 2, runner.stdout.read()[-6000:]
+    assert stats["failures"] == {"awx-bad": 1}, stats
+    assert stats["dark"] == {}
+    assert stats["ok"]["awx-good"] > 0 and "awx-good" not in stats["failures"]
+
+    # Per-host events: awx-good's trace was fetched, awx-bad failed with the reason.
+    def host_events(host: str, event: str) -> list[dict]:
+        return [e for e in events if e["event"] == event and e.get("event_data", {}).get("host") == host]
+
+    fetched = [e for e in host_events("awx-good", "runner_on_ok") if e["event_data"]["task"].startswith("Fetch")]
+    assert fetched, "no fetch event for awx-good"
+    # awx-bad: the task that failed inside the role (rescued, the host restored), then the end-of-run verdict.
+    failed = host_events("awx-bad", "runner_on_failed")
+    print("awx-bad failed tasks:", [e["event_data"]["task"] for e in failed])
+    assert len(failed) == 2 and failed[-1]["event_data"]["task"] == "Fail the host with the reason", failed
+    assert stats["rescued"] == {"awx-bad": 1}
+    reason = failed[-1]["event_data"]["res"]["msg"]
+    assert "no-such-vllm-flag" in reason, reason
+    assert not host_events("awx-good", "runner_on_failed")
+
+    # The set_stats artifact: AWX shows it as the job's artifacts.
+    artifact = stats["artifact_data"]["vllm_profile"]
+    print(json.dumps(artifact, indent=1, sort_keys=True)[:3000])
+    assert artifact["run_id"] == "awx-job-42"
+    assert artifact["captured"] == ["awx-good"] and artifact["failed"] == ["awx-bad"]
+    good, bad = artifact["hosts"]["awx-good"], artifact["hosts"]["awx-bad"]
+    assert good["status"] == "captured" and good["files"] >= 1 and good["headline"]
+    assert Path(good["report"]).is_file() and Path(good["dest"]) == dest / "awx-job-42" / "awx-good"
+    assert bad["status"] == "failed" and bad["error"] and bad["files"] == 0
+    assert Path(artifact["fleet_report"]).is_file()
+    # ... and ansible-runner kept the job's record in the private data dir, as AWX collects it.
+    job = private / "artifacts" / "job-42"
+    assert (job / "rc").read_text().strip() == "2" and (job / "status").read_text().strip() == "failed"
+    assert list((job / "job_events").glob("*.json"))
