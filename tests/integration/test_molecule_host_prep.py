@@ -28,6 +28,7 @@ import re
 import secrets
 import subprocess
 import sys
+import threading
 import time
 import typing as t
 from pathlib import Path
@@ -63,6 +64,7 @@ TESTINFRA = re.compile(r"=+ (\d+) passed")
 SCENARIOS: dict[str, dict[str, t.Any]] = {
     "host_prep_rhel9": {
         "image": "vllm-infra-rhel9-standin",
+        "container": "vit-mol-rhel9-{id}",
         "bad_inputs": {
             "unknown stream",
             "driver version missing from the repository",
@@ -74,6 +76,7 @@ SCENARIOS: dict[str, dict[str, t.Any]] = {
     },
     "host_prep_debian12": {
         "image": "vllm-infra-debian12-gpuhost",
+        "container": "vit-mol-debian12-{id}",
         "bad_inputs": {
             "unknown stream (branch)",
             "driver version missing from the repository",
@@ -90,12 +93,15 @@ def standin_repos() -> Path:
     return _load_builder().ensure()
 
 
-def run_scenario(scenario: str, www: Path, ephemeral: Path) -> dict[str, t.Any]:
+TIMEOUT_S = 1500
+
+
+def run_scenario(scenario: str, www: Path, ephemeral: Path, run_id: str) -> dict[str, t.Any]:
     """`molecule test -s SCENARIO`, streamed: phase wall times, play recaps per phase, the log."""
     env = podman.env()
     env.update(
         VLLM_INFRA_STANDIN_REPOS=str(www),
-        VLLM_INFRA_MOLECULE_ID=secrets.token_hex(4),
+        VLLM_INFRA_MOLECULE_ID=run_id,
         # molecule's state per run, so that concurrent runs of a scenario do not share it
         MOLECULE_EPHEMERAL_DIRECTORY=str(ephemeral),
         ANSIBLE_FORCE_COLOR="0",
@@ -122,6 +128,8 @@ def run_scenario(scenario: str, www: Path, ephemeral: Path) -> dict[str, t.Any]:
         ) as proc,
     ):
         assert proc.stdout is not None
+        killer = threading.Timer(TIMEOUT_S, proc.kill)
+        killer.start()
         for raw in proc.stdout:
             log.write(raw)
             line = ANSI.sub("", raw)
@@ -143,7 +151,8 @@ def run_scenario(scenario: str, www: Path, ephemeral: Path) -> dict[str, t.Any]:
                     "changed": int(recap.group(3)),
                     "failed": int(recap.group(5)),
                 }
-        rc = proc.wait(timeout=1800)
+        rc = proc.wait()
+        killer.cancel()
     text = "".join(lines)
     return {
         "scenario": scenario,
@@ -171,7 +180,12 @@ def test_molecule_scenario(
 ) -> None:
     expected = SCENARIOS[scenario]
     podman.ensure_image(expected["image"])
-    result = run_scenario(scenario, standin_repos, tmp_path / "molecule")
+    run_id = secrets.token_hex(4)
+    try:
+        result = run_scenario(scenario, standin_repos, tmp_path / "molecule", run_id)
+    finally:
+        # molecule destroys it, also after a failure; this covers a killed run
+        podman.remove(expected["container"].format(id=run_id))
     record(result)
     converge, second = result["recaps"].get("converge", {}), result["recaps"].get("idempotence", {})
     summary = (
