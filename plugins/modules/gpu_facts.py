@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # Copyright (c) vllm_infra.profiling contributors
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ description:
     O(fail_on_missing=true). A C(Driver/library version mismatch) (nvidia-smi exit code 18) is reported as
     RV(ansible_facts.nvidia_driver_state=version_mismatch) with RV(ansible_facts.nvidia_reboot_required=true).
 author:
-  - vllm_infra.profiling contributors
+  - vllm_infra.profiling contributors (@vllm-infra)
 extends_documentation_fragment:
   - vllm_infra.profiling.attributes
   - vllm_infra.profiling.attributes.FACTS

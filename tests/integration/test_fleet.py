@@ -69,7 +69,7 @@ def prepared_fleet(tmp_path_factory):
         standin_fleet.prepare(inventory, KINDS)
         setup_s = time.monotonic() - started
         runs = []
-        for _ in range(2):
+        for _attempt in range(2):
             started = time.monotonic()
             proc = ansible.run_playbook(
                 "playbooks/prepare_hosts.yml", None, inventory=inventory, **PLAYBOOK_ENV, **standin_fleet.ENV
