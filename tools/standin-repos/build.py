@@ -159,23 +159,23 @@ def toolkit_packages(fmt: str) -> list[Pkg]:
     return pkgs
 
 
-def driver_packages_rpm() -> list[Pkg]:
+def driver_packages_rpm(dist: str = "el9") -> list[Pkg]:
     pkgs = []
     for version in DRIVER_VERSIONS:
-        evr = f"{DRIVER_EPOCH}:{version}-1.el9"
+        evr = f"{DRIVER_EPOCH}:{version}-1.{dist}"
         libcuda = f"STAND-IN libcuda.so.{version}: not a library (vllm_infra.profiling tests)\n".encode()
         pkgs += [
             Pkg(
                 "nvidia-driver-cuda",
                 version,
-                "1.el9",
+                f"1.{dist}",
                 DRIVER_EPOCH,
                 files={f"/usr/lib64/libcuda.so.{version}": (libcuda, 0o644)},
             ),
             Pkg(
                 "kmod-nvidia-open-dkms",
                 version,
-                "1.el9",
+                f"1.{dist}",
                 DRIVER_EPOCH,
                 requires=("dkms",),
                 conflicts=("kmod-nvidia-latest-dkms",),
@@ -183,7 +183,7 @@ def driver_packages_rpm() -> list[Pkg]:
             Pkg(
                 "kmod-nvidia-latest-dkms",
                 version,
-                "1.el9",
+                f"1.{dist}",
                 DRIVER_EPOCH,
                 requires=("dkms",),
                 conflicts=("kmod-nvidia-open-dkms",),
@@ -191,7 +191,7 @@ def driver_packages_rpm() -> list[Pkg]:
             Pkg(
                 "nvidia-open",
                 version,
-                "1.el9",
+                f"1.{dist}",
                 DRIVER_EPOCH,
                 requires=(f"nvidia-driver-cuda = {evr}", f"kmod-nvidia-open-dkms = {evr}"),
             ),
@@ -574,6 +574,20 @@ def _build(www: Path, work: Path, gnupg: Path, armored: bytes, binary: bytes) ->
         + f"gpgkey={BASE_URL}/compute/cuda/repos/rhel9/x86_64/D42D0685.pub\n",
     )
 
+    # --- CUDA repository for RHEL 10: the same driver packages, no module streams
+    cuda10 = www / "compute" / "cuda" / "repos" / "rhel10" / "x86_64"
+    rpm_repo(driver_packages_rpm("el10"), cuda10, work, gnupg)
+    write(cuda10 / "D42D0685.pub", armored)
+    write(
+        cuda10 / "cuda-rhel10.repo",
+        stamp
+        + "[cuda-rhel10-x86_64]\n"
+        + "name=cuda-rhel10-x86_64\n"
+        + f"baseurl={BASE_URL}/compute/cuda/repos/rhel10/x86_64\n"
+        + "enabled=1\ngpgcheck=1\n"
+        + f"gpgkey={BASE_URL}/compute/cuda/repos/rhel10/x86_64/D42D0685.pub\n",
+    )
+
     # --- CUDA repository for Debian 12 (flat, as NVIDIA's) and its cuda-keyring package
     cuda12 = www / "compute" / "cuda" / "repos" / "debian12" / "x86_64"
     apt_flat_repo(driver_packages_deb(), cuda12, work, gnupg)
@@ -597,6 +611,8 @@ def _build(www: Path, work: Path, gnupg: Path, armored: bytes, binary: bytes) ->
             ),
             # marker only: the library itself is the image's Debian python3-yaml
             Pkg("python3-pyyaml", "5.4.1", "6.el9"),
+            # marker only: the plugin itself is the image's Debian dnf-plugins-core (RHEL 10 path)
+            Pkg("python3-dnf-plugin-versionlock", "4.3.0", "20.el9"),
         ],
         el9 / "appstream",
         work,
