@@ -5,7 +5,8 @@ Each scenario converges vllm_infra.profiling.nvidia_driver and .container_toolki
 (real dnf with module streams or real apt, against signed stand-in repositories built by
 tools/standin-repos/build.py), reruns it (idempotence: changed=0), verifies with testinfra, then
 runs the lifecycle (toolkit bump and downgrade, stream/branch switches, bad inputs with their
-messages, state: absent) as its side effect. What is real and what is a stand-in:
+messages, state: absent; on the RHEL stand-in also the RHEL 10 versionlock path) as its side
+effect. What is real and what is a stand-in:
 
 - real: dnf 4.14/libdnf 0.69 (RHEL 9's stack) with module metadata, rpm signature checks, apt with
   signed-by sources and an apt pin, podman 4.3.1 applying the CDI spec inside the host (nested,
