@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import sys
 
+import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
-
-import torch
 
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 CHAT_TEMPLATE = (
@@ -29,11 +28,45 @@ CHAT_TEMPLATE = (
 
 def training_text() -> list[str]:
     """A small, deterministic corpus: enough for a few hundred merges."""
-    words = (
-        "the capital of france is paris profile a vllm inference server on rhel "
-        "with nvidia gpus trace token decoder layer kernel attention matrix "
-        "what is hello world one two three four five six seven eight nine ten"
-    ).split()
+    words = [
+        "the",
+        "capital",
+        "of",
+        "france",
+        "is",
+        "paris",
+        "profile",
+        "a",
+        "vllm",
+        "inference",
+        "server",
+        "on",
+        "rhel",
+        "with",
+        "nvidia",
+        "gpus",
+        "trace",
+        "token",
+        "decoder",
+        "layer",
+        "kernel",
+        "attention",
+        "matrix",
+        "what",
+        "is",
+        "hello",
+        "world",
+        "one",
+        "two",
+        "three",
+        "four",
+        "five",
+        "six",
+        "seven",
+        "eight",
+        "nine",
+        "ten",
+    ]
     lines = []
     for i in range(400):
         lines.append(" ".join(words[(i * k) % len(words)] for k in range(1, 13)))
