@@ -7,7 +7,9 @@
   signed stand-in repositories (tools/standin-repos) served inside each container, exactly as the molecule
   scenarios do (their prepare playbooks and molecule/resources/vars/standin.yml are reused). One RHEL host is
   broken on purpose (its CUDA repository mirror is down) and one inventory host does not exist (unreachable).
-  The others converge, and the second run changes nothing on them; both broken hosts are reported.
+  The others converge, and the second run (site.yml, whose preparation is the same playbook) changes nothing on
+  them and, told to stop when any host fails (vllm_fleet_max_fail_percentage: 0), stops before profiling; both
+  broken hosts are reported.
 * ``test_capture_two_hosts_one_killed_mid_run``: playbooks/site.yml across two inventory hosts that are two
   vLLM servers on ONE machine (this one): both hosts are ``ansible_connection: local`` with their own container
   name, port, capture and cache directories -- not two machines. The real vLLM CPU image serves both; host B's
@@ -69,11 +71,14 @@ def prepared_fleet(tmp_path_factory):
         standin_fleet.prepare(inventory, KINDS)
         setup_s = time.monotonic() - started
         runs = []
-        for _attempt in range(2):
+        # First prepare_hosts.yml; then site.yml, whose preparation is the same playbook, with the fleet told to
+        # stop when any host fails it (as an AWX survey's integer answer): it must stop before profiling.
+        for playbook, extra_vars in (
+            ("playbooks/prepare_hosts.yml", None),
+            ("playbooks/site.yml", {"vllm_fleet_max_fail_percentage": 0}),
+        ):
             started = time.monotonic()
-            proc = ansible.run_playbook(
-                "playbooks/prepare_hosts.yml", None, inventory=inventory, **PLAYBOOK_ENV, **standin_fleet.ENV
-            )
+            proc = ansible.run_playbook(playbook, extra_vars, inventory=inventory, **PLAYBOOK_ENV, **standin_fleet.ENV)
             runs.append((proc, time.monotonic() - started))
         yield {"runs": runs, "names": names, "setup_s": setup_s}
 
@@ -93,6 +98,9 @@ def test_prepare_hosts_fleet_converges_and_reports_the_broken_hosts(prepared_fle
         assert recap["ghost"]["unreachable"] == 1, recap
         for host in ("rhel-1", "deb-1", "deb-2"):
             assert recap[host]["failed"] == 0 and recap[host]["unreachable"] == 0, (host, recap)
+    # The second run (site.yml) stopped after the preparation: one host failed it, and 0 % may.
+    assert "PLAY [Prepare the GPU hosts (NVIDIA driver, Container Toolkit, CDI)]" in second.stdout
+    assert "PLAY [Profile vLLM on every prepared host]" not in second.stdout, second.stdout[-4000:]
     # The good hosts converged (changed on the first run), then nothing changed.
     for host in ("rhel-1", "deb-1", "deb-2"):
         assert recap1[host]["changed"] > 0, (host, recap1)
