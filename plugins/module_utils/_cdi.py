@@ -167,7 +167,7 @@ def min_required_version(spec: dict[str, t.Any]) -> tuple[str, list[str]]:
         needs.append(((0, 4, 0), "mount type"))
     if not needs:
         return "0.3.0", []
-    top = max(version for version, _ in needs)
+    top = max(need[0] for need in needs)
     return _vstr(top), [reason for version, reason in needs if version == top]
 
 
@@ -215,7 +215,7 @@ def validate_spec(data: t.Any) -> list[str]:
     if not kind:
         errors.append("kind is missing")
     else:
-        vendor, _, klass = str(kind).partition("/")
+        vendor, _slash, klass = str(kind).partition("/")
         if not (_KIND_VENDOR_RE.match(vendor) and _KIND_CLASS_RE.match(klass)):
             errors.append(f"kind {kind!r} is not of the form vendor.com/class")
     devices = data.get("devices")
@@ -364,7 +364,7 @@ def ldcache_driver_libraries(text: str | None) -> list[str]:
 
 def _resolve(path: str, root: str, hops: int = 16) -> str:
     """Follow symlinks of ``path`` (relative to ``root``) to the file: ``libcuda.so.1`` -> ``libcuda.so.580.95.05``."""
-    for _ in range(hops):
+    for _hop in range(hops):
         try:
             target = os.readlink(path)
         except OSError:
@@ -478,7 +478,7 @@ def podman_max_spec_version(podman_version: t.Sequence[int]) -> tuple[str | None
 def first_podman_reading(version: str) -> str | None:
     """The first podman release line that reads ``version`` (None if none is known to)."""
     wanted = semver(version)
-    for first, max_version, _ in PODMAN_CDI_SUPPORT:
+    for first, max_version, _evidence in PODMAN_CDI_SUPPORT:
         if wanted is not None and semver(max_version) >= wanted:
             return _vstr(first[:2])
     return None

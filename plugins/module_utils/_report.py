@@ -115,7 +115,7 @@ def headline(result: dict[str, t.Any], report_path: str | None = None) -> str:
 
 
 def _md_table(header: list[str], rows: list[list[t.Any]]) -> list[str]:
-    out = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _column in header) + "|"]
     out += ["| " + " | ".join(_md(c) for c in row) + " |" for row in rows]
     return [*out, ""]
 

@@ -745,7 +745,7 @@ def summarize_trace(
     py_runs = 0
     for ev in read_trace(path, meta, skip_python=skip_python):
         count += 1
-        if type(ev) is PythonRun:
+        if isinstance(ev, PythonRun):
             count += ev.events - 1
             py_runs += 1
             for name, _ts, dur in ev.modules:
@@ -756,7 +756,7 @@ def summarize_trace(
                     row[0] += 1
                     row[1] += dur
             continue
-        if type(ev) is not dict:
+        if not isinstance(ev, dict):
             raise TraceError(f"{path}: traceEvents item {count} is not an object")
         ph = ev.get("ph")
         if ph != "X":
@@ -769,7 +769,7 @@ def summarize_trace(
         dur = ev.get("dur") or 0.0
         if ts is None:
             continue
-        if type(ts) is not float:
+        if not isinstance(ts, float):
             try:
                 ts = float(ts)
                 dur = float(dur)
@@ -822,7 +822,7 @@ def summarize_trace(
             st.ts.append(ts)
             st.dur.append(dur)
             corr = args.get("correlation")
-            st.corr.append(corr if type(corr) is int else -1)
+            st.corr.append(corr if isinstance(corr, int) and not isinstance(corr, bool) else -1)
             row = kernels.get(name)
             if row is None:
                 kernels[name] = [cat, 1, dur]
@@ -1062,7 +1062,7 @@ def _layers(s: TraceSummary, modules: dict[str, list[float]], attn_ts: array) ->
             per_step[n] = per_step.get(n, 0) + 1
     if not per_step:
         return
-    n, _ = max(per_step.items(), key=lambda kv: (kv[1], -kv[0]))
+    n = max(per_step.items(), key=lambda kv: (kv[1], -kv[0]))[0]
     s.layers = {
         "count": n,
         "module": None,

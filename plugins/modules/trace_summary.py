@@ -1,5 +1,6 @@
 #!/usr/bin/python
 # SPDX-License-Identifier: GPL-3.0-or-later
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # Copyright (c) vllm_infra.profiling contributors
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ description:
   - In check mode it reads and summarises everything and returns the summary, but writes no file; C(changed)
     then says whether the report files would change.
 author:
-  - vllm_infra.profiling contributors
+  - vllm_infra.profiling contributors (@vllm-infra)
 extends_documentation_fragment:
   - vllm_infra.profiling.attributes
 attributes:

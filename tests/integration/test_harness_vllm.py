@@ -35,7 +35,7 @@ def profiled_server(tmp_path_factory: pytest.TempPathFactory):
 
 
 def test_serves_completions(profiled_server) -> None:
-    server, _ = profiled_server
+    server, _ignored = profiled_server
     body = server.complete(max_tokens=10)
     assert body["usage"]["completion_tokens"] == 10
     assert body["choices"][0]["finish_reason"] == "length"

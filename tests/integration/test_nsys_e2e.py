@@ -172,7 +172,7 @@ def nsys_image(tmp_path_factory) -> t.Iterator[dict[str, t.Any]]:
     args = {"name": name, "base_image": base, "install": DEBIAN_NSYS, "profile": CPU_PROFILE, "build_volumes": volumes}
     seen: dict[str, t.Any] = {"name": name, "base": base, "args": args, "tmp": tmp}
     try:
-        seen["predicted"], _ = build(tmp, check=True, **args)
+        seen["predicted"], _ignored = build(tmp, check=True, **args)
         seen["first"], seen["first_s"] = build(tmp, **args)
         seen["again"], seen["again_s"] = build(tmp, **args)
         flag = {**args, "profile": {**CPU_PROFILE, "cuda_graph_trace": "graph"}}
@@ -378,12 +378,12 @@ def test_stopping_a_container_that_already_exited_sends_nothing(nsys_image: dict
 
 
 def test_build_faults_through_ansible(tmp_path: Path) -> None:
-    missing, _ = build(tmp_path, name="localhost/vit-nsys-never:1", base_image="localhost/vit-no-such-base:1")
+    missing, _ignored = build(tmp_path, name="localhost/vit-nsys-never:1", base_image="localhost/vit-no-such-base:1")
     assert missing["failed"] is True and "is not in local podman storage" in missing["msg"]
     # The usual mistake on Debian: nsight-systems without the non-free component.
     name = f"localhost/{podman.unique_name('nsys-nonfree')}:latest"
     try:
-        failed, _ = build(
+        failed, _ignored = build(
             tmp_path,
             name=name,
             base_image=DEBIAN,

@@ -65,7 +65,7 @@ def task_status(output: str, task_fragment: str) -> list[str]:
     """The status lines (ok/changed/skipping/fatal) printed under each run of a task."""
     statuses = []
     for block in output.split("\nTASK [")[1:]:
-        title, _, body = block.partition("\n")
+        title, _ignored, body = block.partition("\n")
         if task_fragment in title:
             statuses += re.findall(r"^(ok|changed|skipping|fatal|failed): ", body, re.M)
     return statuses

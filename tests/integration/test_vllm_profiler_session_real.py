@@ -159,11 +159,11 @@ def test_second_capture_reports_only_its_own_files(profiled) -> None:
     assert [r["completion_tokens"] for r in result["requests"]] == [5, 5, 5, 5]
     worker = next(tr for tr in result["traces"] if tr["kind"] == "rank0")
     # Every step yields one token per request in it: 4 requests x 5 tokens.
-    assert sum(ctx + gen for ctx, _, gen, _ in steps(read_trace(worker["path"]))) == 20
+    assert sum(ctx + gen for ctx, _ignored, gen, _ignored in steps(read_trace(worker["path"]))) == 20
 
 
 def test_both_http_backends_against_the_real_server(profiled) -> None:
-    server, _ = profiled
+    server, _ignored = profiled
     for backend in ("requests", "open_url"):
         client = VllmClient(server.url, api_key=API_KEY, backend=backend)
         assert client.version() == "0.32.0"
@@ -228,7 +228,7 @@ def test_missing_api_key(profiled) -> None:
 def test_api_key_never_in_verbose_output(profiled) -> None:
     """-vvv with the module's arguments shown (ANSIBLE_INJECT_INVOCATION): the key is masked."""
     server, profiles = profiled
-    proc, _ = ansible(
+    proc, _ignored = ansible(
         {"url": server.url, "api_key": API_KEY, "profile_dir": str(profiles), "max_tokens": 2},
         "-vvv",
         json_output=False,

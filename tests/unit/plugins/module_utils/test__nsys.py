@@ -43,7 +43,7 @@ def instructions(containerfile: str) -> list[tuple[str, str]]:
     out = []
     for line in containerfile.replace("\\\n", " ").splitlines():
         if line.strip() and not line.startswith("#"):
-            word, _, rest = line.partition(" ")
+            word, _ignored, rest = line.partition(" ")
             out.append((word, rest))
     return out
 
@@ -102,9 +102,9 @@ def test_base_with_neither_entrypoint_nor_cmd_gets_no_cmd() -> None:
 
 def test_user_is_root_for_the_install_then_restored() -> None:
     steps = instructions(_nsys.render_containerfile(VLLM_TINY, DEBIAN_NSYS, CPU_PROFILE))
-    words = [w for w, _ in steps]
+    words = [w for w, _ignored in steps]
     users = [(i, rest) for i, (w, rest) in enumerate(steps) if w == "USER"]
-    assert [u for _, u in users] == ["root", "1001"]
+    assert [u for _ignored, u in users] == ["root", "1001"]
     runs = [i for i, w in enumerate(words) if w == "RUN"]
     assert users[0][0] < min(runs) and users[1][0] > max(runs)
     assert users[1][0] < words.index("ENTRYPOINT")
@@ -144,7 +144,7 @@ def test_devtools_repo_follows_the_guide() -> None:
 
 
 def test_devtools_repo_pin_and_repo_override() -> None:
-    (install, _) = run_lines(
+    (install, _ignored) = run_lines(
         _nsys.install_from_params(
             {"method": "devtools_repo", "version": "2025.3.1", "repo_url": "https://mirror.example/devtools/"}
         )
@@ -154,7 +154,7 @@ def test_devtools_repo_pin_and_repo_override() -> None:
 
 
 def test_apt_repo_uses_nvidias_ubuntu_repo_with_signed_by() -> None:
-    (install, _) = run_lines(_nsys.install_from_params({"method": "apt_repo", "version": "2025.3.1.90-1"}))
+    (install, _ignored) = run_lines(_nsys.install_from_params({"method": "apt_repo", "version": "2025.3.1.90-1"}))
     assert "gpg --dearmor --yes -o /usr/share/keyrings/nvidia-devtools.gpg" in install
     assert 'devtools/repos/ubuntu$(echo "$VERSION_ID" | tr -d .)/$(dpkg --print-architecture)/' in install
     assert "serves Ubuntu only" in install
@@ -163,7 +163,7 @@ def test_apt_repo_uses_nvidias_ubuntu_repo_with_signed_by() -> None:
 
 
 def test_packages_detects_the_package_manager_and_keeps_the_download_cache() -> None:
-    (install, _) = run_lines(DEBIAN_NSYS)
+    (install, _ignored) = run_lines(DEBIAN_NSYS)
     assert install.startswith("set -e; sed -i 's/ main$/ main contrib non-free/' /etc/apt/sources.list")
     for manager in ("apt-get install -y --no-install-recommends", "dnf install -y", "microdnf install -y"):
         assert f"{manager} nsight-systems nsight-systems-target" in install
@@ -172,7 +172,9 @@ def test_packages_detects_the_package_manager_and_keeps_the_download_cache() -> 
 
 
 def test_commands_only() -> None:
-    (install, _) = run_lines(_nsys.install_from_params({"method": "commands", "commands": ["true", "echo done"]}))
+    (install, _ignored) = run_lines(
+        _nsys.install_from_params({"method": "commands", "commands": ["true", "echo done"]})
+    )
     assert " ".join(install.split()) == "set -e; true && echo done"
 
 
@@ -369,7 +371,7 @@ def writer(path: Path, chunks: int, pause: float) -> threading.Thread:
 
     def run() -> None:
         with open(path, "ab") as handle:
-            for _ in range(chunks):
+            for _ignored in range(chunks):
                 handle.write(b"x" * 4096)
                 handle.flush()
                 time.sleep(pause)

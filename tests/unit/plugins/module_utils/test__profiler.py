@@ -414,7 +414,7 @@ def test_the_appear_window_does_not_cut_a_trace_short(tmp_path: Path) -> None:
     thread = threading.Thread(target=writer)
     thread.start()
     try:
-        traces, _ = P.wait_for_traces(str(tmp_path), before, timeout=30, appear_timeout=0.3, interval=0.05)
+        traces, _ignored = P.wait_for_traces(str(tmp_path), before, timeout=30, appear_timeout=0.3, interval=0.05)
     finally:
         thread.join()
     assert traces[0]["size"] == path.stat().st_size

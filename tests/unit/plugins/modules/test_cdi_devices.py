@@ -86,7 +86,7 @@ def test_lists_devices_from_real_specs(tmp_path, capsys, dirs) -> None:
 
 
 def test_required_device_missing_lists_what_exists(tmp_path, capsys, dirs) -> None:
-    etc, _ = dirs
+    etc, _ignored = dirs
     (etc / "nvidia.yaml").write_text(real("v0.7.0_tesla-t4_gcp_ctk-1.20.0_kwx4957-study.yaml.txt"))
     result = run(tmp_path, capsys, spec_dirs=[str(etc)], required=["nvidia.com/gpu=all", "nvidia.com/gpu=1"])
     assert result["failed"] is True
@@ -98,7 +98,7 @@ def test_required_device_missing_lists_what_exists(tmp_path, capsys, dirs) -> No
 
 
 def test_compat_failure_names_both_versions(tmp_path, capsys, dirs) -> None:
-    etc, _ = dirs
+    etc, _ignored = dirs
     (etc / "nvidia.yaml").write_text(real("v0.7.0_tesla-t4_gcp_ctk-1.20.0_kwx4957-study.yaml.txt"))
     result = run(tmp_path, capsys, spec_dirs=[str(etc)], podman_version="4.9.3", required=["nvidia.com/gpu=all"])
     assert result["failed"] is True
@@ -114,7 +114,7 @@ def test_compat_failure_names_both_versions(tmp_path, capsys, dirs) -> None:
 
 
 def test_podman_missing_skips_the_check(tmp_path, capsys, dirs) -> None:
-    etc, _ = dirs
+    etc, _ignored = dirs
     (etc / "nvidia.yaml").write_text(real("v0.7.0_tesla-t4_gcp_ctk-1.20.0_kwx4957-study.yaml.txt"))
     result = run(tmp_path, capsys, spec_dirs=[str(etc)], podman_version=None, podman=str(tmp_path / "no-podman"))
     assert not result.get("failed")
@@ -124,7 +124,7 @@ def test_podman_missing_skips_the_check(tmp_path, capsys, dirs) -> None:
 
 def test_real_podman_version_is_read(tmp_path, capsys, dirs) -> None:
     """With no podman_version the module runs `podman --version` (podman 4.3.1 on these machines)."""
-    etc, _ = dirs
+    etc, _ignored = dirs
     (etc / "nvidia.yaml").write_text(real("v0.6.0_tesla-t4_g4dn_docker-docs.yaml.txt"))
     result = run(tmp_path, capsys, spec_dirs=[str(etc)], podman_version=None)
     assert result["podman"]["checked"] is True
@@ -149,7 +149,7 @@ def ctk(tmp_path: Path):
 
 
 def test_generate_check_real_check_real(tmp_path, capsys, dirs, ctk) -> None:
-    etc, _ = dirs
+    etc, _ignored = dirs
     script, template, log = ctk
     output = etc / "nvidia.yaml"
     args = {"spec_dirs": [str(etc)], "generate": True, "output": str(output), "nvidia_ctk": str(script)}
@@ -180,7 +180,7 @@ def test_generate_check_real_check_real(tmp_path, capsys, dirs, ctk) -> None:
 
 
 def test_force(tmp_path, capsys, dirs, ctk) -> None:
-    etc, _ = dirs
+    etc, _ignored = dirs
     script, template, log = ctk
     output = etc / "nvidia.yaml"
     args = {"spec_dirs": [str(etc)], "generate": True, "output": str(output), "nvidia_ctk": str(script)}
@@ -200,8 +200,8 @@ def test_force(tmp_path, capsys, dirs, ctk) -> None:
 
 
 def test_regenerates_when_the_driver_changed(tmp_path, capsys, dirs, ctk) -> None:
-    etc, _ = dirs
-    script, template, _ = ctk
+    etc, _ignored = dirs
+    script, template, _ignored = ctk
     libs = tmp_path / "driver-libs"
     libs.mkdir()
     (libs / "libcuda.so.580.95.05").write_text("")
@@ -233,7 +233,7 @@ def test_regenerates_when_the_driver_changed(tmp_path, capsys, dirs, ctk) -> Non
 
 
 def test_invalid_existing_spec_is_regenerated(tmp_path, capsys, dirs, ctk) -> None:
-    etc, _ = dirs
+    etc, _ignored = dirs
     script = ctk[0]
     output = etc / "nvidia.yaml"
     output.write_text(real("v0.5.0_ctk-1.12.0_tesla-p100_TRUNCATED-by-poster.yaml.txt"))
@@ -245,8 +245,8 @@ def test_invalid_existing_spec_is_regenerated(tmp_path, capsys, dirs, ctk) -> No
 
 
 def test_feature_flags_are_passed(tmp_path, capsys, dirs, ctk) -> None:
-    etc, _ = dirs
-    script, _, log = ctk
+    etc, _ignored = dirs
+    script, _ignored, log = ctk
     run(
         tmp_path,
         capsys,
@@ -261,7 +261,7 @@ def test_feature_flags_are_passed(tmp_path, capsys, dirs, ctk) -> None:
 
 
 def test_nvidia_ctk_missing(tmp_path, capsys, dirs) -> None:
-    etc, _ = dirs
+    etc, _ignored = dirs
     args = {"spec_dirs": [str(etc)], "generate": True, "output": str(etc / "nvidia.yaml")}
     args["nvidia_ctk"] = str(tmp_path / "not-installed")
     args["required"] = ["nvidia.com/gpu=all"]
@@ -277,8 +277,8 @@ def test_nvidia_ctk_missing(tmp_path, capsys, dirs) -> None:
 
 
 def test_nvidia_ctk_failure_is_reported(tmp_path, capsys, dirs, ctk) -> None:
-    etc, _ = dirs
-    script, template, _ = ctk
+    etc, _ignored = dirs
+    script, template, _ignored = ctk
     template.unlink()  # the stand-in then fails like nvidia-ctk without NVML
     result = run(
         tmp_path, capsys, spec_dirs=[str(etc)], generate=True, output=str(etc / "x.yaml"), nvidia_ctk=str(script)
@@ -289,8 +289,8 @@ def test_nvidia_ctk_failure_is_reported(tmp_path, capsys, dirs, ctk) -> None:
 
 
 def test_output_outside_spec_dirs_warns(tmp_path, capsys, dirs, ctk) -> None:
-    etc, _ = dirs
-    script, _, _ = ctk
+    etc, _ignored = dirs
+    script, _ignored, _ignored = ctk
     elsewhere = tmp_path / "elsewhere" / "nvidia.yaml"
     result = run(tmp_path, capsys, spec_dirs=[str(etc)], generate=True, output=str(elsewhere), nvidia_ctk=str(script))
     assert result["changed"] is True and elsewhere.exists(), "the missing parent dir is created"
@@ -300,8 +300,8 @@ def test_output_outside_spec_dirs_warns(tmp_path, capsys, dirs, ctk) -> None:
 
 def test_generated_spec_too_new_for_podman_fails_after_writing(tmp_path, capsys, dirs, ctk) -> None:
     """A toolkit that writes 0.7.0 on a podman 4.9 host: the module says so right away."""
-    etc, _ = dirs
-    script, template, _ = ctk
+    etc, _ignored = dirs
+    script, template, _ignored = ctk
     template.write_text(real("v0.7.0_tesla-t4_gcp_ctk-1.20.0_kwx4957-study.yaml.txt"))
     args = {"spec_dirs": [str(etc)], "generate": True, "output": str(etc / "nvidia.yaml"), "nvidia_ctk": str(script)}
     predicted = run(tmp_path, capsys, check=True, podman_version="4.9.3", **args)
@@ -311,7 +311,7 @@ def test_generated_spec_too_new_for_podman_fails_after_writing(tmp_path, capsys,
 
 def test_without_pyyaml_the_module_says_so(tmp_path, dirs) -> None:
     """A Python without PyYAML (``-S``: no site-packages; only ansible's module_utils on the path)."""
-    etc, _ = dirs
+    etc, _ignored = dirs
     (etc / "nvidia.yaml").write_text(real("v0.3.0_wsl2_all-only_cdubs08.yaml.txt"))
     lib = tmp_path / "lib"
     shutil.copytree(Path(ansible.module_utils.__file__).parent, lib / "ansible" / "module_utils")

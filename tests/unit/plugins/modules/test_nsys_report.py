@@ -36,7 +36,7 @@ def test_waits_until_the_report_is_complete(tmp_path: Path) -> None:
 
     def write() -> None:
         with open(report, "ab") as handle:
-            for _ in range(6):
+            for _ignored in range(6):
                 handle.write(b"\0" * 65536)
                 handle.flush()
                 time.sleep(0.15)
