@@ -114,6 +114,19 @@ def headline(result: dict[str, t.Any], report_path: str | None = None) -> str:
 # --------------------------------------------------------------------------------------------
 
 
+def _kernel_rows(kernels: list[dict]) -> list[list]:
+    """Table rows of the top GPU kernels, shared by summary.md and report.html."""
+    return [
+        [k["short_name"], k["category"], k["count"], ms(k["total_us"], 3), usf(k["mean_us"]), pct(k["share_pct"])]
+        for k in kernels
+    ]
+
+
+def _op_rows(ops: list[dict]) -> list[list]:
+    """Table rows of the top CPU ops, shared by summary.md and report.html."""
+    return [[o["name"], o["cat"], o["count"], ms(o["total_us"], 3), ms(o["self_us"], 3)] for o in ops]
+
+
 def _md_table(header: list[str], rows: list[list[t.Any]]) -> list[str]:
     out = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _column in header) + "|"]
     out += ["| " + " | ".join(_md(c) for c in row) + " |" for row in rows]
@@ -162,17 +175,7 @@ def _md_summary(s: dict[str, t.Any], level: str = "##") -> list[str]:
         out += [f"{level} Top GPU kernels", ""]
         out += _md_table(
             ["kernel", "category", "count", "total", "mean", "share"],
-            [
-                [
-                    k["short_name"],
-                    k["category"],
-                    k["count"],
-                    ms(k["total_us"], 3),
-                    usf(k["mean_us"]),
-                    pct(k["share_pct"]),
-                ]
-                for k in s["top_kernels"]
-            ],
+            _kernel_rows(s["top_kernels"]),
         )
         out += [f"{level} Kernel categories", ""]
         out += _md_table(
@@ -183,7 +186,7 @@ def _md_summary(s: dict[str, t.Any], level: str = "##") -> list[str]:
         out += [f"{level} Top CPU ops (by self time)", ""]
         out += _md_table(
             ["op", "cat", "count", "total", "self"],
-            [[o["name"], o["cat"], o["count"], ms(o["total_us"], 3), ms(o["self_us"], 3)] for o in s["top_ops"]],
+            _op_rows(s["top_ops"]),
         )
     if s.get("top_modules"):
         out += [f"{level} nn.Module time (stack capture)", ""]
@@ -564,17 +567,7 @@ def _html_summary(s: dict[str, t.Any]) -> list[str]:
         out.append(
             _html_table(
                 ["kernel", "category", "count", "total", "mean", "share"],
-                [
-                    [
-                        k["short_name"],
-                        k["category"],
-                        k["count"],
-                        ms(k["total_us"], 3),
-                        usf(k["mean_us"]),
-                        pct(k["share_pct"]),
-                    ]
-                    for k in s["top_kernels"]
-                ],
+                _kernel_rows(s["top_kernels"]),
                 numeric=(2, 3, 4, 5),
             )
         )
@@ -583,7 +576,7 @@ def _html_summary(s: dict[str, t.Any]) -> list[str]:
         out.append(
             _html_table(
                 ["op", "category", "count", "total", "self"],
-                [[o["name"], o["cat"], o["count"], ms(o["total_us"], 3), ms(o["self_us"], 3)] for o in s["top_ops"]],
+                _op_rows(s["top_ops"]),
                 numeric=(2, 3, 4),
             )
         )
