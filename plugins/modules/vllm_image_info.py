@@ -106,13 +106,26 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.vllm_infra.profiling.plugins.module_utils._podman import error_line, numeric_user
 
 # Printed by the image's python3: its uid/gid, then vLLM's version (if asked), as one JSON line.
+# Printed by the image's python3: its uid/gid, then vLLM's version (if asked), as one JSON line.
+# The version is read from vllm/_version.py (setuptools-scm's file) without importing vllm, which
+# takes a minute on a busy host; importing is the fallback for builds without that file.
 PROBE = """
-import json, os, sys
+import importlib.util, json, os, sys
 out = {"uid": os.getuid(), "gid": os.getgid()}
 if sys.argv[1:] == ["version"]:
     try:
-        import vllm
-        out["vllm_version"] = vllm.__version__
+        spec = importlib.util.find_spec("vllm")
+        if spec is None:
+            raise ImportError("No module named 'vllm'")
+        found = {}
+        path = os.path.join(list(spec.submodule_search_locations)[0], "_version.py")
+        if os.path.isfile(path):
+            with open(path) as handle:
+                exec(compile(handle.read(), path, "exec"), found)
+        if not found.get("__version__"):
+            import vllm
+            found["__version__"] = vllm.__version__
+        out["vllm_version"] = str(found["__version__"])
     except Exception as exc:
         out["vllm_error"] = "%s: %s" % (type(exc).__name__, exc)
 print("VLLM_IMAGE_INFO " + json.dumps(out))
