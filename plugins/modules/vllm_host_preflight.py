@@ -251,9 +251,9 @@ class Preflight:
         ]
         init = _podman.init_binary(texts)
         if self.params["init"] and not init["found"]:
-            where = "set by init_path in containers.conf" if init["configured"] else "podman's init binary"
+            where = f"{init['path']}, set by init_path in containers.conf" if init["configured"] else init["path"]
             self.problem(
-                f"{where} ({init['path']}) is missing, and the server runs with --init so that it stops cleanly: "
+                f"podman's init binary ({where}) is missing, and the server runs with --init so that it stops cleanly: "
                 f"install {self.packages_for('init', 'catatonit')}, or set vllm_profile_install_prerequisites: true.",
                 None if init["configured"] else "init",
             )
