@@ -106,7 +106,13 @@ def check_server_has_its_secrets(port: int, exec_prefix: list[str], name: str, i
     assert requests.get(f"{url}/v1/models", timeout=10).status_code == 401
     assert requests.get(f"{url}/v1/models", headers={"Authorization": f"Bearer {API_KEY}"}, timeout=10).ok
     env = dict(item.split("=", 1) for item in inspect["Config"]["Env"])
-    token = subprocess.run([*exec_prefix, "exec", name, "cat", env["HF_TOKEN_PATH"]], capture_output=True, text=True)
+    token = subprocess.run(
+        [*exec_prefix, "exec", name, "cat", env["HF_TOKEN_PATH"]],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=podman.env(),
+    )
     assert token.stdout == HF_TOKEN, token.stderr
     for secret in (HF_TOKEN, API_KEY):
         assert secret not in json.dumps(inspect)

@@ -31,7 +31,10 @@ RUNTIME_ONLY = (
     [
         (PORT_TAKEN, "cannot listen on the TCP port: listen tcp4 127.0.0.1:18777: bind: address already in use"),
         (CDI_UNKNOWN, "setting up CDI devices: unresolvable CDI devices nvidia.com/gpu=7"),
-        (NO_INIT, "container-init binary not found on the host: stat /nonexistent/catatonit: no such file or directory"),
+        (
+            NO_INIT,
+            "container-init binary not found on the host: stat /nonexistent/catatonit: no such file or directory",
+        ),
         (KEEP_ID_ROOT, "keep-id is only supported in rootless mode"),
         (WITH_WARNINGS, "setting up CDI devices: unresolvable CDI devices nvidia.com/gpu=7"),
         (RUNTIME_ONLY, "runc: exec failed: unable to start container process"),
@@ -57,7 +60,10 @@ def test_failure_reason_adds_podmans_words_to_the_modules_message() -> None:
     [
         ({"msg": "already says: address already in use", "stderr": "Error: address already in use"}, None),
         ({"msg": "a preflight sentence naming the fix."}, "a preflight sentence naming the fix."),
-        ({"stderr": PORT_TAKEN}, "cannot listen on the TCP port: listen tcp4 127.0.0.1:18777: bind: address already in use"),
+        (
+            {"stderr": PORT_TAKEN},
+            "cannot listen on the TCP port: listen tcp4 127.0.0.1:18777: bind: address already in use",
+        ),
         ({}, "unknown error"),
         (None, "unknown error"),
     ],
