@@ -89,6 +89,18 @@ def host_line(output: str, host: str) -> str:
     return " ".join(match.group(1).split()).rstrip("'\"").replace("''", "'")
 
 
+def create_option(inspect: dict, flag: str) -> str | None:
+    """The value given to ``flag`` in the container's create command (podman 4.3 shows a keep-id namespace
+    as "private" in HostConfig.UsernsMode; the command keeps the mode)."""
+    command = inspect["Config"].get("CreateCommand") or []
+    for index, arg in enumerate(command):
+        if arg == flag:
+            return command[index + 1]
+        if arg.startswith(flag + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
 def inspect_summary(inspect: dict) -> dict:
     host = inspect["HostConfig"]
     return {
@@ -96,6 +108,7 @@ def inspect_summary(inspect: dict) -> dict:
         "ShmSize": host.get("ShmSize"),
         "User": inspect["Config"].get("User"),
         "UsernsMode": host.get("UsernsMode"),
+        "userns (create command)": create_option(inspect, "--userns"),
         "Init": host.get("Init"),
     }
 
@@ -235,7 +248,7 @@ def test_rootless_captures_with_the_guides_keep_id(rootless_run) -> None:
     assert len(engine_steps(worker)) == 10
     summary = inspect_summary(rootless_run["inspect"])
     print(f"\nrootless: {line[:160]}\npodman inspect (rootless): {summary}")
-    assert summary["UsernsMode"] == "keep-id:uid=2000"
+    assert summary["userns (create command)"] == "keep-id:uid=2000"
     assert "label=disable" in summary["SecurityOpt"]
     assert summary["ShmSize"] == 8 << 30
     assert summary["User"] == "2000"
@@ -249,7 +262,8 @@ def test_rootless_captures_with_the_guides_keep_id(rootless_run) -> None:
 
 def test_rootless_server_reads_its_secrets(rootless_run) -> None:
     uid = rootless_run["entry"].pw_uid
-    prefix = ["su", ROOTLESS_USER, "-s", "/bin/sh", "-c", f'XDG_RUNTIME_DIR=/run/user/{uid} podman "$@"', "--"]
+    # su hands the words after the command to the shell: the first is $0.
+    prefix = ["su", ROOTLESS_USER, "-s", "/bin/sh", "-c", f'XDG_RUNTIME_DIR=/run/user/{uid} podman "$@"', "sh"]
     check_server_has_its_secrets(
         rootless_run["vars"]["vllm_profile_port"],
         prefix,
