@@ -1,0 +1,104 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+# Copyright (c) vllm_infra.profiling contributors
+"""PRIVATE to the collection: ``nsys stats --format csv`` tables (both report-name eras)."""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import typing as t
+
+from ansible_collections.vllm_infra.profiling.plugins.module_utils._nsys import REPORT_KINDS
+from ansible_collections.vllm_infra.profiling.plugins.module_utils._trace.reader import TraceError
+from ansible_collections.vllm_infra.profiling.plugins.module_utils._trace.stats import rnd
+
+# report name (both eras) -> kind; the table of eras lives in _nsys (one place for the collection)
+NSYS_REPORTS = REPORT_KINDS
+_NSYS_NAME_RE = re.compile(r"(?:^|_)(" + "|".join(sorted(NSYS_REPORTS, key=len, reverse=True)) + r")$")
+
+
+def nsys_report_name(filename: str) -> str | None:
+    stem = os.path.basename(filename)
+    if stem.lower().endswith(".csv"):
+        stem = stem[:-4]
+    m = _NSYS_NAME_RE.search(stem)
+    return m.group(1) if m else None
+
+
+def _col(header: list[str], *patterns: str) -> int | None:
+    for pat in patterns:
+        rx = re.compile(pat, re.I)
+        for i, h in enumerate(header):
+            if rx.search(h):
+                return i
+    return None
+
+
+def _num(text: str) -> float | None:
+    text = text.strip().replace(",", "")
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def parse_nsys_csv(path: str, top: int = 15) -> dict[str, t.Any]:
+    """One ``nsys stats --format csv`` report (2022.x and current names/columns)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace", newline="") as fh:
+            lines = fh.read().splitlines()
+    except OSError as exc:
+        raise TraceError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    report = nsys_report_name(path)
+    rows = list(csv.reader(lines))
+    # Skip banners ("Processing [...] with [...]", "** ... (cuda_gpu_kern_sum):") up to the header row.
+    hdr_i = next(
+        (i for i, r in enumerate(rows) if any(re.search(r"total\s*time", c, re.I) for c in r) and len(r) >= 3), None
+    )
+    if hdr_i is None:
+        text = " ".join(" ".join(r) for r in rows).strip()
+        return {
+            "file": path,
+            "report": report,
+            "kind": NSYS_REPORTS.get(report or "", "other"),
+            "rows": [],
+            "note": text[:300] or "empty CSV (nsys stats writes one for a report it skipped, e.g. no CUDA data)",
+        }
+    header = [h.strip() for h in rows[hdr_i]]
+    i_pct = _col(header, r"^time\s*\(%\)$", r"time.*%")
+    i_total = _col(header, r"total\s*time")
+    i_count = _col(header, r"^instances$", r"num\s*calls", r"^calls$", r"^count$", r"instances|calls|count")
+    i_avg = _col(header, r"^avg", r"average", r"mean")
+    i_name = _col(header, r"^name$", r"^range$", r"^operation$", r"name|range|operation")
+    unit = 1e-3 if re.search(r"\(ns\)", header[i_total] if i_total is not None else "", re.I) else 1.0
+    if i_total is not None and re.search(r"\(us\)", header[i_total], re.I):
+        unit = 1.0
+    out_rows = []
+    for r in rows[hdr_i + 1 :]:
+        if not r or all(not c.strip() for c in r) or len(r) < len(header) - 1:
+            continue
+        total = _num(r[i_total]) if i_total is not None else None
+        out_rows.append(
+            {
+                "name": r[i_name].strip() if i_name is not None and i_name < len(r) else "",
+                "time_pct": _num(r[i_pct]) if i_pct is not None else None,
+                "total_us": rnd(total * unit) if total is not None else None,
+                "count": int(_num(r[i_count]) or 0) if i_count is not None else None,
+                "avg_us": rnd((_num(r[i_avg]) or 0.0) * unit) if i_avg is not None else None,
+            }
+        )
+    out_rows.sort(key=lambda row: -(row["total_us"] or 0.0))
+    return {
+        "file": path,
+        "report": report,
+        "kind": NSYS_REPORTS.get(report or "", "other"),
+        "columns": header,
+        "rows_total": len(out_rows),
+        "rows": out_rows[:top],
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Inputs
+# --------------------------------------------------------------------------------------------
