@@ -8,8 +8,13 @@ import os
 import re
 import typing as t
 
-from ansible_collections.vllm_infra.profiling.plugins.module_utils._trace.inputs import find_inputs
-from ansible_collections.vllm_infra.profiling.plugins.module_utils._trace.nsys import parse_nsys_csv
+from ansible_collections.vllm_infra.profiling.plugins.module_utils._trace.inputs import find_inputs, profiler_table_head
+from ansible_collections.vllm_infra.profiling.plugins.module_utils._trace.nsys import nsys_summary, parse_nsys_csv
+from ansible_collections.vllm_infra.profiling.plugins.module_utils._trace.ranks import (
+    cross_rank,
+    group_captures,
+    rank_of,
+)
 from ansible_collections.vllm_infra.profiling.plugins.module_utils._trace.reader import TraceError
 from ansible_collections.vllm_infra.profiling.plugins.module_utils._trace.summarize import summarize_trace
 from ansible_collections.vllm_infra.profiling.plugins.module_utils._trace.summary import TraceSummary
@@ -20,6 +25,19 @@ def _trace_row(s: TraceSummary, top: int) -> dict[str, t.Any]:
     d.pop("timeline", None)
     d["label"] = s.files[0] if s.files else ""
     return d
+
+
+def _capture_row(cap: list[TraceSummary], latest: bool, top: int) -> dict[str, t.Any]:
+    merged = TraceSummary.merge(cap)
+    d = merged.to_dict(top)
+    return {
+        "files": merged.files,
+        "ranks": [rank_of(p) for p in cap],
+        "latest": latest,
+        "steps": d["steps"],
+        "gpu_busy_pct": d["gpu_busy_pct"],
+        "cross_rank": cross_rank(cap) if len(cap) > 1 else None,
+    }
 
 
 def analyze(
@@ -61,7 +79,11 @@ def analyze(
                 continue
             (frontends if s.kind == "frontend" else workers).append(s)
         workers.sort(key=lambda s: (s.rank if s.rank is not None else 1 << 30, s.files[0]))
-        merged = TraceSummary.merge(workers or frontends)
+        captures = group_captures(workers)
+        # Never merge two captures: the host's summary is its latest capture (its ranks merged);
+        # every capture is listed with its own summary and, with several ranks, the cross-rank view.
+        latest = max(captures, key=lambda cap: max(p.base_ts for p in cap)) if captures else []
+        merged = TraceSummary.merge(latest or frontends)
         tables = []
         for csv_path in inputs["nsys_csv"]:
             try:
@@ -83,8 +105,16 @@ def analyze(
                 "frontends": [_trace_row(s, top) for s in frontends],
                 "nsys": tables,
                 "nsys_reports": [os.path.relpath(p, root) for p in inputs["nsys_reports"]],
+                "captures": [_capture_row(cap, cap is latest, top) for cap in captures],
+                "cross_rank": cross_rank(latest) if len(latest) > 1 else None,
+                "profiler_tables": [
+                    {"file": os.path.relpath(p, root), "head": profiler_table_head(p)}
+                    for p in inputs.get("profiler_tables", [])
+                ],
             }
         )
+        if not (workers or frontends) and tables:
+            hosts[-1]["nsys_summary"] = nsys_summary(tables)
         host_objs.append(merged if (workers or frontends) else TraceSummary())
     fleet = len(hosts) > 1
     overall = TraceSummary.merge([h for h in host_objs if h.files], steps_from="all") if fleet else host_objs[0]
@@ -95,4 +125,6 @@ def analyze(
         "hosts": hosts,
         "errors": errors,
         "nsys_reports": nsys_reports,
+        "cross_rank": None if fleet else hosts[0]["cross_rank"],
+        "nsys_summary": None if fleet else hosts[0].get("nsys_summary"),
     }

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import os
 
+from ansible_collections.vllm_infra.profiling.plugins.module_utils._profiler import (
+    TABLE_SUFFIX as PROFILER_TABLE_SUFFIX,
+)
 from ansible_collections.vllm_infra.profiling.plugins.module_utils._trace.classify import (
     NSYS_REPORT_SUFFIXES,
     TRACE_SUFFIXES,
@@ -16,6 +19,21 @@ from ansible_collections.vllm_infra.profiling.plugins.module_utils._trace.reader
 
 def is_trace_file(name: str) -> bool:
     return name.endswith(TRACE_SUFFIXES)
+
+
+def is_profiler_table(name: str) -> bool:
+    """torch's ``key_averages()`` table that vLLM writes beside a worker trace: ``profiler_out_<rank>.txt``
+    (0.13-0.15) or ``<worker>.profiler_out.txt`` (0.32)."""
+    return name.endswith(PROFILER_TABLE_SUFFIX) or (name.startswith("profiler_out_") and name.endswith(".txt"))
+
+
+def profiler_table_head(path: str, lines: int = 14) -> list[str]:
+    """The first ``lines`` lines of a key-averages table (its header and top rows, by self CPU time)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return [line.rstrip() for _i, line in zip(range(lines), fh, strict=False)]
+    except OSError as exc:
+        raise TraceError(f"{path}: cannot read ({exc.strerror or exc})") from None
 
 
 def find_inputs(path: str, exclude: str | None = None, fleet: str = "auto") -> dict[str, dict[str, list[str]]]:
@@ -31,14 +49,14 @@ def find_inputs(path: str, exclude: str | None = None, fleet: str = "auto") -> d
     if os.path.isfile(path):
         host = os.path.basename(path)
         if path.endswith(".csv"):
-            return {host: {"traces": [], "nsys_csv": [path], "nsys_reports": []}}
-        return {host: {"traces": [path], "nsys_csv": [], "nsys_reports": []}}
+            return {host: {"traces": [], "nsys_csv": [path], "nsys_reports": [], "profiler_tables": []}}
+        return {host: {"traces": [path], "nsys_csv": [], "nsys_reports": [], "profiler_tables": []}}
     if not os.path.isdir(path):
         raise TraceError(f"{path}: no such file or directory")
     exclude = os.path.abspath(exclude) if exclude else None
 
     def collect(root: str) -> dict[str, list[str]]:
-        found: dict[str, list[str]] = {"traces": [], "nsys_csv": [], "nsys_reports": []}
+        found: dict[str, list[str]] = {"traces": [], "nsys_csv": [], "nsys_reports": [], "profiler_tables": []}
         csvs: list[str] = []
         rep_dirs: set[str] = set()
         for dirpath, dirnames, filenames in os.walk(root):
@@ -50,13 +68,16 @@ def find_inputs(path: str, exclude: str | None = None, fleet: str = "auto") -> d
                 elif fn.endswith(NSYS_REPORT_SUFFIXES):
                     found["nsys_reports"].append(full)
                     rep_dirs.add(dirpath)
+                elif is_profiler_table(fn):
+                    found["profiler_tables"].append(full)
                 elif fn.lower().endswith(".csv"):
                     csvs.append(full)
         found["nsys_csv"] = [c for c in csvs if os.path.dirname(c) in rep_dirs or nsys_report_name(c)]
         return found
 
     def has_inputs(found: dict[str, list[str]]) -> bool:
-        return any(found.values())
+        # A key-averages table alone is not a capture: it only accompanies a trace.
+        return any(found[key] for key in ("traces", "nsys_csv", "nsys_reports"))
 
     direct = [
         e

@@ -102,3 +102,71 @@ def parse_nsys_csv(path: str, top: int = 15) -> dict[str, t.Any]:
 # --------------------------------------------------------------------------------------------
 # Inputs
 # --------------------------------------------------------------------------------------------
+
+
+NSYS_SECTIONS = (
+    ("gpu_kernels", "GPU kernels"),
+    ("cuda_api", "CUDA API"),
+    ("nvtx", "NVTX ranges"),
+    ("osrt", "OS runtime"),
+    ("gpu_mem_time", "GPU memory operations (time)"),
+    ("gpu_mem_size", "GPU memory operations (size)"),
+    ("gpu_sum", "GPU activities"),
+)
+
+
+def nsys_summary(tables: t.Sequence[dict[str, t.Any]]) -> dict[str, t.Any]:
+    """The summary of an nsys capture (``nsys stats`` tables, no Kineto trace): per table kind its
+    total time, row count and top items, and what nsys left empty (a report it skipped)."""
+    sections = []
+    empty = []
+    for kind, title in NSYS_SECTIONS:
+        found = [tab for tab in tables if tab["kind"] == kind]
+        if not found:
+            continue
+        rows = [row for tab in found for row in tab["rows"]]
+        if not rows:
+            empty.append({"kind": kind, "title": title, "note": found[0].get("note") or "no rows"})
+            continue
+        total = sum(row["total_us"] or 0.0 for row in rows)
+        sections.append(
+            {
+                "kind": kind,
+                "title": title,
+                "report": found[0]["report"],
+                "file": found[0].get("label", found[0]["file"]),
+                "rows_total": sum(tab.get("rows_total", len(tab["rows"])) for tab in found),
+                "total_us": rnd(total),
+                "top": [
+                    {
+                        "name": row["name"],
+                        "total_us": row["total_us"],
+                        "count": row["count"],
+                        "time_pct": row["time_pct"],
+                    }
+                    for row in rows[:3]
+                ],
+            }
+        )
+    notes = []
+    api = next((s for s in sections if s["kind"] == "cuda_api"), None)
+    if api is not None and any("GraphLaunch" in row["name"] for row in api["top"]):
+        notes.append(
+            "CUDA graphs were launched: the kernel table lists graph nodes only if nsys ran with "
+            "--cuda-graph-trace=node; otherwise busy/idle figures rest on whole-graph records"
+        )
+    return {"sections": sections, "empty_reports": empty, "notes": notes}
+
+
+def nsys_headline(summary: dict[str, t.Any]) -> str:
+    """'nsys: GPU kernels 3 of 41 ...; OS runtime: clock_nanosleep 73.1%, sem_wait 25.8% ...' for a headline."""
+    parts = []
+    for sec in summary["sections"]:
+        tops = ", ".join(
+            f"{row['name']} {row['time_pct']:.1f}%" if row["time_pct"] is not None else row["name"]
+            for row in sec["top"]
+        )
+        parts.append(f"{sec['title']}: {tops}")
+    if summary["empty_reports"]:
+        parts.append("empty: " + ", ".join(e["title"] for e in summary["empty_reports"]))
+    return "nsys capture - " + "; ".join(parts) if parts else "nsys capture - no stats tables with rows"

@@ -20,6 +20,7 @@ from ansible_collections.vllm_infra.profiling.plugins.module_utils._trace.classi
     MODULE_RE,
     OP_CATS,
     VLLM_STEP_RE,
+    kernel_category,
 )
 from ansible_collections.vllm_infra.profiling.plugins.module_utils._trace.reader import (
     PythonRun,
@@ -75,6 +76,11 @@ def summarize_trace(
     attn_ts = array("d")
     graph_corr: set[int] = set()
     graph_launches = 0
+    graph_launch_ts = array("d")
+    # Collective kernels in time order (ts, dur), matched by order across the ranks of a capture.
+    comm_ts = array("d")
+    comm_dur = array("d")
+    is_comm: dict[str, bool] = {}
     process_names: list[str] = []
     lo = float("inf")
     hi = float("-inf")
@@ -151,6 +157,7 @@ def summarize_trace(
                     cpu_steps.append((ts, dur, name))
             elif name in GRAPH_LAUNCH_NAMES:
                 graph_launches += 1
+                graph_launch_ts.append(ts)
                 corr = (ev.get("args") or {}).get("correlation")
                 if corr is not None:
                     graph_corr.add(corr)
@@ -167,9 +174,13 @@ def summarize_trace(
             row = kernels.get(name)
             if row is None:
                 kernels[name] = [cat, 1, dur]
+                is_comm[name] = cat == "kernel" and kernel_category(name) == "communication"
             else:
                 row[1] += 1
                 row[2] += dur
+            if is_comm[name]:
+                comm_ts.append(ts)
+                comm_dur.append(dur)
         elif cat == "gpu_user_annotation" and step_match(name):
             gpu_steps.append((ts, dur, name))
 
@@ -198,6 +209,10 @@ def summarize_trace(
     s.device = device_info(meta.get("deviceProperties"))
     s.with_stack = bool(meta.get("with_stack")) or bool(modules) or bool(py_runs)
     s.cuda_graph_launches = graph_launches
+    if comm_ts and not is_sorted(comm_ts):
+        order = sorted(range(len(comm_ts)), key=comm_ts.__getitem__)
+        comm_dur = array("d", (comm_dur[i] for i in order))
+    s.collective_durs = comm_dur
     s.kernels = kernels
 
     # Kind: vLLM names its API-server trace "<host>_<pid>.async_llm.<ns>.pt.trace.json.gz".
@@ -212,6 +227,7 @@ def summarize_trace(
     _self_times(s, threads, name_list, name_cat, step_re)
     _steps(s, cpu_steps=cpu_steps, gpu_steps=gpu_steps, base=base, vllm=vllm_steps, label=label or path)
     _gpu(s, gpu_streams, graph_corr, base)
+    _graph_steps(s, graph_launch_ts, base)
     _layers(s, modules, attn_ts)
     for name, (cnt, total) in modules.items():
         cls_name = MODULE_RE.match(name).group(1)  # type: ignore[union-attr]
@@ -399,3 +415,14 @@ def _layers(s: TraceSummary, modules: dict[str, list[float]], attn_ts: array) ->
 # --------------------------------------------------------------------------------------------
 # nsys stats CSVs
 # --------------------------------------------------------------------------------------------
+
+
+def _graph_steps(s: TraceSummary, launch_ts: array, base: float) -> None:
+    """Mark the steps whose CPU span holds a ``cudaGraphLaunch``: they ran as CUDA-graph replays."""
+    if not launch_ts or not s.steps:
+        return
+    launches = sorted(launch_ts)
+    for rec in s.steps:
+        a = rec["start_us"] + base
+        n = bisect.bisect_left(launches, a + rec["dur_us"]) - bisect.bisect_left(launches, a)
+        rec["graph_launches"] = n

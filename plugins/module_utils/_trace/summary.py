@@ -50,6 +50,7 @@ class TraceSummary:
         self.graph_kernels = 0
         self.graph_kernel_us = 0.0
         self.process_names: list[str] = []
+        self.collective_durs: t.Sequence[float] = ()  # collective kernels' durations in time order
         self.errors: list[str] = []
 
     # ---- merging --------------------------------------------------------------------------
@@ -131,6 +132,9 @@ class TraceSummary:
             "empty_steps": len(empty),
             "all": duration_stats(s["dur_us"] for s in working),
         }
+        graph = [s for s in working if s.get("graph_launches")]
+        if graph:
+            out["graph_replay_steps"] = len(graph)
         if vllm:
             out.update(
                 prefill_steps=len(prefill),
@@ -173,6 +177,8 @@ class TraceSummary:
             row = {k: (rnd(s[k]) if isinstance(s.get(k), float) else s.get(k)) for k in keys}
             row["phase"] = _phase(s, self.step_source)
             row["name"] = s["name"]
+            if s.get("graph_launches"):
+                row["graph_replay"] = True
             out.append(row)
         return out
 
@@ -198,6 +204,12 @@ class TraceSummary:
                 "kernel_time_us": rnd(total_kernel),
                 "cuda_graph_kernels": self.graph_kernels,
                 "cuda_graph_kernel_us": rnd(self.graph_kernel_us),
+                "cuda_graph_kernels_per_launch": rnd(self.graph_kernels / self.cuda_graph_launches, 1)
+                if self.cuda_graph_launches
+                else None,
+                "cuda_graph_us_per_launch": rnd(self.graph_kernel_us / self.cuda_graph_launches)
+                if self.cuda_graph_launches
+                else None,
             }
         return {
             "files": list(self.files),
