@@ -148,9 +148,16 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     log(out, f"$ {' '.join(sys.argv)}")
-    log(out, f"torch {torch.__version__}, cuda {torch.version.cuda}, nccl {'.'.join(map(str, torch.cuda.nccl.version()))}")
+    log(
+        out,
+        f"torch {torch.__version__}, cuda {torch.version.cuda}, nccl {'.'.join(map(str, torch.cuda.nccl.version()))}",
+    )
     log(out, f"python {sys.version.split()[0]}, GPUs {torch.cuda.device_count()}: {torch.cuda.get_device_name(0)}")
-    for cmd in (["nvidia-smi", "-L"], ["nvidia-smi", "topo", "-m"], ["nvidia-smi", "--query-gpu=driver_version", "--format=csv"]):
+    for cmd in (
+        ["nvidia-smi", "-L"],
+        ["nvidia-smi", "topo", "-m"],
+        ["nvidia-smi", "--query-gpu=driver_version", "--format=csv"],
+    ):
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         log(out, f"$ {' '.join(cmd)}\n{proc.stdout.strip()}")
     log(out, f"env NCCL_NVLS_ENABLE={os.environ.get('NCCL_NVLS_ENABLE')} (NVLink multicast left off)")

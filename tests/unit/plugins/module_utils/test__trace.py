@@ -59,9 +59,7 @@ def test_reader_yields_exactly_what_json_load_sees(path: Path, chunk: int) -> No
         _ = trace.meta
     events = list(trace)
     assert events == whole["traceEvents"]
-    assert trace.meta == {
-        k: v for k, v in whole.items() if k != "traceEvents"
-    }
+    assert trace.meta == {k: v for k, v in whole.items() if k != "traceEvents"}
 
 
 @pytest.mark.parametrize("chunk", [1, 2, 3, 5, 8, 64])
