@@ -360,19 +360,24 @@ def render_markdown(result: dict[str, t.Any], top: int = 15) -> str:
         )
     for host in result.get("hosts") or []:
         out += [f"## Host {_md(host['host'])}", ""]
-        out += _md_table(
-            ["trace", "kind", "rank", "events", "window", "steps"],
-            [
+        traces = (host.get("traces") or []) + (host.get("frontends") or [])
+        out += (
+            []
+            if not traces
+            else _md_table(
+                ["trace", "kind", "rank", "events", "window", "steps"],
                 [
-                    tr["label"],
-                    tr["kind"],
-                    tr.get("rank"),
-                    f"{tr['events']:,}",
-                    ms(tr["window_us"]),
-                    (tr.get("steps") or {}).get("steps", NA),
-                ]
-                for tr in (host.get("traces") or []) + (host.get("frontends") or [])
-            ],
+                    [
+                        tr["label"],
+                        tr["kind"],
+                        tr.get("rank"),
+                        f"{tr['events']:,}",
+                        ms(tr["window_us"]),
+                        (tr.get("steps") or {}).get("steps", NA),
+                    ]
+                    for tr in traces
+                ],
+            )
         )
         out += _md_ranks(host)
         if host["summary"].get("files"):

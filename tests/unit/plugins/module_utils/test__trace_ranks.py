@@ -107,6 +107,7 @@ def test_an_nsys_capture_gets_its_own_summary() -> None:
     assert "profiled window" not in line and "no vLLM engine steps" not in line
     md = R.render_markdown(result)
     assert "### nsys capture" in md and "events 0" not in md and "profiled window" not in md
+    assert "| trace | kind |" not in md  # no empty trace table above the nsys tables
 
 
 def test_key_averages_table_beside_the_trace_is_shown() -> None:
