@@ -49,6 +49,8 @@ def capture(
     concurrency: int = 1,
     prefix: str = "",
     detailed_annotation: bool = False,
+    server_args: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
 ) -> list[Path]:
     """Run one profiled session; return the trace files copied into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
@@ -63,7 +65,8 @@ def capture(
         config["detailed_trace_annotation"] = True
     try:
         with vllm_container(
-            extra_args=["--profiler-config", json.dumps(config)],
+            extra_args=["--profiler-config", json.dumps(config), *server_args],
+            env=env,
             volumes=[f"{profiles}:/profiles:z"],
             prefix="traces",
         ) as server:
@@ -104,6 +107,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--detailed-annotation", action="store_true", help="detailed_trace_annotation: true (execute_N_context_...)"
     )
+    parser.add_argument(
+        "--server-arg",
+        action="append",
+        default=[],
+        help="one more vLLM server argument (repeatable), e.g. --server-arg=--tensor-parallel-size --server-arg=2",
+    )
+    parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for the container (repeatable)")
     args = parser.parse_args(argv)
     paths = capture(
         args.out,
@@ -113,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         concurrency=args.concurrency,
         prefix=args.prefix,
         detailed_annotation=args.detailed_annotation,
+        server_args=tuple(args.server_arg),
+        env=dict(item.split("=", 1) for item in args.env) or None,
     )
     for path in paths:
         print(f"{path} {path.stat().st_size} bytes")

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[4]
@@ -53,3 +55,47 @@ def test_bad_options_say_why(tmp_path: Path) -> None:
     assert res["failed"] and res["msg"].startswith("unknown thresholds p50; known: communication_share_pts")
     res = run_module(tmp_path, path=str(TP2), baseline_host="nope")
     assert res["failed"] and "no host directory 'nope'" in res["msg"]
+
+
+def test_fleet_against_a_baseline_host_through_ansible_playbook(tmp_path: Path) -> None:
+    """The call the fleet report makes: every host of a run against one host, reporting without failing."""
+    root = tmp_path / "run"
+    for host, capture in (("gpu-a", "eager"), ("gpu-b", "candidate")):
+        shutil.copytree(TP2 / capture, root / host)
+    playbook = tmp_path / "play.yml"
+    playbook.write_text(
+        textwrap.dedent(
+            f"""\
+            - name: Compare the hosts of a run with one of them
+              hosts: localhost
+              gather_facts: false
+              tasks:
+                - name: Compare
+                  vllm_infra.profiling.trace_compare:
+                    path: {root}
+                    baseline_host: gpu-a
+                    fail_on_regression: false
+                    dest: {root / "compare"}
+                  register: __cmp
+                - name: Check
+                  ansible.builtin.assert:
+                    that:
+                      - __cmp is changed
+                      - __cmp.comparison.hosts | map(attribute='host') | list == ['gpu-b']
+                      - "__cmp.failures == ['gpu-b: compute time 10.956 ms -> 116.056 ms (+959.3%, limit +10%)']"
+            """
+        )
+    )
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(REPO / ".build" / "collections"),
+        ANSIBLE_COLLECTIONS_PATH=str(REPO / ".build" / "collections"),
+        ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
+    )
+    proc = subprocess.run(
+        ["ansible-playbook", "-i", "localhost,", "-c", "local", "-e", f"ansible_python_interpreter={sys.executable}",
+         str(playbook)],
+        check=False, capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert (root / "compare" / "compare.md").is_file()
