@@ -331,6 +331,7 @@ def fleet_rows(result: dict[str, t.Any]) -> list[dict[str, t.Any]]:
                 "device": (s.get("device") or {}).get("name"),
                 "top": names,
                 "top_kind": kind,
+                "straggler": (host.get("cross_rank") or {}).get("straggler"),
             }
         )
     return rows
@@ -358,6 +359,9 @@ def render_markdown(result: dict[str, t.Any], top: int = 15) -> str:
                 for r in fleet_rows(result)
             ],
         )
+        stragglers = [f"{r['host']}: rank {r['straggler']}" for r in fleet_rows(result) if r["straggler"] is not None]
+        if stragglers:
+            out += ["Stragglers (the rank the others wait for in collectives): " + "; ".join(stragglers), ""]
     for host in result.get("hosts") or []:
         out += [f"## Host {_md(host['host'])}", ""]
         traces = (host.get("traces") or []) + (host.get("frontends") or [])
