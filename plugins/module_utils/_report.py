@@ -21,6 +21,8 @@ import typing as t
 from ansible_collections.vllm_infra.profiling.plugins.module_utils._trace.nsys import nsys_headline
 
 NA = "\u2013"  # en dash: a value that is not known
+# per-rank chart: compute, the collectives' own time, waiting in collectives for the slowest rank
+RANK_COLORS = {"compute": "#2f9e44", "collective": "#1971c2", "wait": "#e03131"}
 PHASE_COLORS = {"prefill": "#d9480f", "decode": "#1971c2", "empty": "#adb5bd", "step": "#2f9e44"}
 CATEGORY_COLORS = {
     "GEMM": "#1971c2",
@@ -621,7 +623,7 @@ def svg_ranks(cross: dict[str, t.Any], width: int = 960) -> str:
     vmax = max(((r["kernel_us"] or 0.0) for r in rows), default=0.0) or 1.0
     scale = (width - left - 20) / vmax
     body: list[str] = []
-    colors = (("compute", "#2f9e44"), ("collective", "#1971c2"), ("wait", "#e03131"))
+    colors = tuple(RANK_COLORS.items())
     for i, row in enumerate(rows):
         y = 20 + i * (bar_h + gap)
         wait = row.get("collective_wait_us") or 0.0
@@ -634,7 +636,7 @@ def svg_ranks(cross: dict[str, t.Any], width: int = 960) -> str:
         body.append(f'<text x="4" y="{y + 15}" font-size="12">rank {_h(row["rank"])}</text>')
         for key, value in parts:
             w = value * scale
-            color = dict(colors)[key]
+            color = RANK_COLORS[key]
             body.append(
                 f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="{bar_h}" fill="{color}">'
                 f"<title>rank {_h(row['rank'])} {key}: {ms(value, 3)}</title></rect>"
