@@ -30,7 +30,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.support.vllm import vllm_container  # noqa: E402
+from tests.support.vllm import VllmServer, vllm_container  # noqa: E402
 
 PROMPTS = (
     "What is the capital of France?",
@@ -113,8 +113,15 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         help="one more vLLM server argument (repeatable), e.g. --server-arg=--tensor-parallel-size --server-arg=2",
     )
+    parser.add_argument(
+        "--ready-timeout", type=float, default=0, help="seconds to wait for /health (default: the harness's 240)"
+    )
     parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for the container (repeatable)")
     args = parser.parse_args(argv)
+    if args.ready_timeout:
+        # A tensor-parallel CPU server starts one process per rank: on 2 shared cores that takes longer than
+        # the harness's default wait. The tool's own knob, without changing the harness for every test.
+        VllmServer.wait_ready.__defaults__ = (args.ready_timeout,)
     paths = capture(
         args.out,
         with_stack=args.with_stack,
