@@ -116,3 +116,23 @@ def test_key_averages_table_beside_the_trace_is_shown() -> None:
     assert [t_["file"] for t_ in tables] == ["rank0.profiler_out.txt"]
     assert any("execute_context_1(10)_generation_0(0)" in line for line in tables[0]["head"])
     assert "torch key_averages table `rank0.profiler_out.txt`" in R.render_markdown(result)
+
+
+def test_the_0_13_to_0_15_names_rank_dash_n_and_profiler_out_n(tmp_path: Path) -> None:
+    """vLLM 0.13-0.15 write ``<id>-rank-N.<ts>.pt.trace.json.gz`` and ``profiler_out_N.txt``; 0.32 writes
+    ``rankN.<ts>...`` and ``rankN.profiler_out.txt``. The same capture under the older names reads the same."""
+    src = FIX / "cpu" / "nostack"
+    worker = next(src.glob("rank0.*.pt.trace.json.gz"))
+    stamp = worker.name.split(".")[1]
+    shutil.copy(worker, tmp_path / f"0a1b2c3d-rank-0.{stamp}.pt.trace.json.gz")
+    shutil.copy(next(src.glob("*.async_llm.*")), tmp_path)
+    shutil.copy(src / "rank0.profiler_out.txt", tmp_path / "profiler_out_0.txt")
+    old, new = T.analyze(str(tmp_path)), T.analyze(str(src))
+    assert old["summary"]["steps"] == new["summary"]["steps"]
+    host = old["hosts"][0]
+    assert [tr["kind"] for tr in host["traces"]] == ["worker"] and [f["kind"] for f in host["frontends"]] == [
+        "frontend"
+    ]
+    assert host["captures"][0]["ranks"] == [0]
+    assert [t_["file"] for t_ in host["profiler_tables"]] == ["profiler_out_0.txt"]
+    assert host["profiler_tables"][0]["head"] == new["hosts"][0]["profiler_tables"][0]["head"]
