@@ -149,8 +149,8 @@ def nsys_summary(tables: t.Sequence[dict[str, t.Any]]) -> dict[str, t.Any]:
             }
         )
     notes = []
-    api = next((s for s in sections if s["kind"] == "cuda_api"), None)
-    if api is not None and any("GraphLaunch" in row["name"] for row in api["top"]):
+    api_rows = [row for tab in tables if tab["kind"] == "cuda_api" for row in tab["rows"]]
+    if any("GraphLaunch" in row["name"] for row in api_rows):
         notes.append(
             "CUDA graphs were launched: the kernel table lists graph nodes only if nsys ran with "
             "--cuda-graph-trace=node; otherwise busy/idle figures rest on whole-graph records"
