@@ -30,6 +30,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from tests.support import podman  # noqa: E402
 from tests.support.vllm import VllmServer, vllm_container  # noqa: E402
 
 PROMPTS = (
@@ -71,7 +72,12 @@ def capture(
             prefix="traces",
         ) as server:
             # One untimed request first: the profiled window then shows steady-state steps.
-            server.complete(max_tokens=2)
+            try:
+                server.complete(max_tokens=2)
+            except Exception:
+                # the server's own reason (a 500 says nothing); the container is removed on the way out
+                print(podman.logs_tail(server.name, 80), file=sys.stderr)
+                raise
             body = {"profile_prefix": prefix} if prefix else None
             server.post("/start_profile", json=body).raise_for_status()
             with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
