@@ -122,8 +122,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--ready-timeout", type=float, default=0, help="seconds to wait for /health (default: the harness's 240)"
     )
+    parser.add_argument(
+        "--image",
+        default="",
+        help="another image than the harness's vllm-cpu-tiny (e.g. one with g++ for tensor parallel on the CPU)",
+    )
     parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for the container (repeatable)")
     args = parser.parse_args(argv)
+    if args.image:
+        podman.ensure_image = lambda _name: args.image  # the harness starts whatever ensure_image names
     if args.ready_timeout:
         # A tensor-parallel CPU server starts one process per rank: on 2 shared cores that takes longer than
         # the harness's default wait. The tool's own knob, without changing the harness for every test.
