@@ -259,6 +259,13 @@ RANK_HEADER = [
 ]
 
 
+def rank_header(cross: dict[str, t.Any]) -> list[str]:
+    """On ranks without GPU kernels (vLLM's CPU backend) the busy figure is the engine steps' time."""
+    if cross.get("basis") == "cpu_ops":
+        return [RANK_HEADER[0], RANK_HEADER[1], RANK_HEADER[2], "step time", *RANK_HEADER[4:]]
+    return RANK_HEADER
+
+
 def _md_ranks(host: dict[str, t.Any]) -> list[str]:
     out: list[str] = []
     captures = host.get("captures") or []
@@ -280,7 +287,7 @@ def _md_ranks(host: dict[str, t.Any]) -> list[str]:
     cross = host.get("cross_rank")
     if cross:
         out += ["### Ranks", ""]
-        out += _md_table(RANK_HEADER, rank_table_rows(cross))
+        out += _md_table(rank_header(cross), rank_table_rows(cross))
         out += [
             f"_{_md(cross['straggler_line'], 1000)}_" if cross.get("straggler_line") else "_no straggler_",
             "",
@@ -815,7 +822,7 @@ def render_html(result: dict[str, t.Any]) -> str:
         if cross:
             out.append("<h3>Ranks</h3>")
             out.append(svg_ranks(cross))
-            out.append(_html_table(RANK_HEADER, rank_table_rows(cross), numeric=(1, 2, 3, 4, 5, 6, 7, 8, 9)))
+            out.append(_html_table(rank_header(cross), rank_table_rows(cross), numeric=(1, 2, 3, 4, 5, 6, 7, 8, 9)))
             if cross.get("straggler_line"):
                 out.append(f'<p class="headline">{_h(cross["straggler_line"])}</p>')
         if traces:

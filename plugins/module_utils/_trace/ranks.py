@@ -58,11 +58,21 @@ def kernel_time_us(s: TraceSummary) -> float:
     return sum(row[2] for row in s.kernels.values() if row[0] == "kernel")
 
 
-def rank_row(s: TraceSummary) -> dict[str, t.Any]:
-    """The per-rank figures: steps, kernel time, categories, communication share, GPU busy."""
+def collectives(s: TraceSummary, basis: str) -> t.Sequence[float]:
+    return s.collective_durs if basis == "gpu_kernels" else s.cpu_collective_durs
+
+
+def rank_row(s: TraceSummary, basis: str = "gpu_kernels") -> dict[str, t.Any]:
+    """The per-rank figures: steps, kernel time, categories, communication share, GPU busy.
+
+    ``basis``: ``gpu_kernels``, or ``cpu_ops`` for ranks without GPU kernels (vLLM's CPU backend), where
+    the busy time is the engine steps' time and the collectives are CPU ops (``_C::shm_allreduce``).
+    """
     d = s.to_dict(top=5)
     kernel_us = kernel_time_us(s)
-    comm_us = sum(s.collective_durs)
+    if basis == "cpu_ops":
+        kernel_us = sum(rec["dur_us"] for rec in s.steps)
+    comm_us = sum(collectives(s, basis))
     cats = {c["category"]: c["share_pct"] for c in d["kernel_categories"]}
     steps = d["steps"] or {}
     return {
@@ -74,7 +84,7 @@ def rank_row(s: TraceSummary) -> dict[str, t.Any]:
         "kernel_us": rnd(kernel_us),
         "kernels": sum(row[1] for row in s.kernels.values() if row[0] == "kernel"),
         "collective_us": rnd(comm_us),
-        "collectives": len(s.collective_durs),
+        "collectives": len(collectives(s, basis)),
         "compute_us": rnd(kernel_us - comm_us),
         "communication_pct": rnd(100.0 * comm_us / kernel_us, 2) if kernel_us else None,
         "gpu_busy_pct": d["gpu_busy_pct"],
@@ -86,13 +96,14 @@ def rank_row(s: TraceSummary) -> dict[str, t.Any]:
 
 def cross_rank(parts: t.Sequence[TraceSummary]) -> dict[str, t.Any]:
     """Per-rank table and the cross-rank view of one capture's worker traces (two or more ranks)."""
-    rows = [rank_row(p) for p in parts]
-    matched = min((len(p.collective_durs) for p in parts), default=0)
+    basis = "gpu_kernels" if any(kernel_time_us(p) for p in parts) else "cpu_ops"
+    rows = [rank_row(p, basis) for p in parts]
+    matched = min((len(collectives(p, basis)) for p in parts), default=0)
     # The i-th collective of every rank is the same all-reduce (ranks issue them in one order);
     # the shortest of them is the collective's own cost, the rest is waiting for the last rank to arrive.
     waits = [0.0] * len(parts)
     for i in range(matched):
-        durs = [p.collective_durs[i] for p in parts]
+        durs = [collectives(p, basis)[i] for p in parts]
         low = min(durs)
         for r, dur in enumerate(durs):
             waits[r] += dur - low
@@ -100,6 +111,7 @@ def cross_rank(parts: t.Sequence[TraceSummary]) -> dict[str, t.Any]:
         row["collective_wait_us"] = rnd(wait)
         row["collective_wait_pct"] = rnd(100.0 * wait / row["kernel_us"], 2) if row["kernel_us"] else None
     view: dict[str, t.Any] = {
+        "basis": basis,
         "ranks": len(rows),
         "collectives_matched": matched,
         "collectives_per_rank": [row["collectives"] for row in rows],
@@ -122,12 +134,14 @@ def cross_rank(parts: t.Sequence[TraceSummary]) -> dict[str, t.Any]:
         worst = max(others, key=lambda r: rows[r]["collective_wait_pct"] or 0.0)
         if (rows[worst]["collective_wait_pct"] or 0.0) >= STRAGGLER_WAIT_PCT:
             s_row, w_row = rows[slow], rows[worst]
+            busy = "kernel time" if basis == "gpu_kernels" else "step time (CPU collectives)"
+            unit = "kernel" if basis == "gpu_kernels" else "step"
             view["straggler"] = s_row["rank"]
             view["straggler_line"] = (
                 f"straggler: rank {s_row['rank']} - rank {w_row['rank']} waits "
                 f"{w_row['collective_wait_us'] / 1000:.2f} ms "
-                f"in collectives for it ({w_row['collective_wait_pct']:.1f}% of its kernel time); compute "
-                f"(non-collective kernel time) rank {s_row['rank']} {s_row['compute_us'] / 1000:.2f} ms vs rank "
+                f"in collectives for it ({w_row['collective_wait_pct']:.1f}% of its {busy}); compute "
+                f"(non-collective {unit} time) rank {s_row['rank']} {s_row['compute_us'] / 1000:.2f} ms vs rank "
                 f"{w_row['rank']} {w_row['compute_us'] / 1000:.2f} ms; communication share "
                 + ", ".join(f"rank {row['rank']} {row['communication_pct']:.1f}%" for row in rows)
             )

@@ -81,6 +81,9 @@ def summarize_trace(
     comm_ts = array("d")
     comm_dur = array("d")
     is_comm: dict[str, bool] = {}
+    # CPU collective ops (vLLM's CPU backend: _C::shm_allreduce, ...): name -> [(ts, dur)]
+    comm_ops: dict[str, list[tuple[float, float]]] = {}
+    not_comm: set[str] = set()
     process_names: list[str] = []
     lo = float("inf")
     hi = float("-inf")
@@ -152,6 +155,8 @@ def summarize_trace(
             if cat == "cpu_op":
                 if attn_match(name):
                     attn_ts.append(ts)
+                elif name in comm_ops or (name not in not_comm and _is_comm_op(name, comm_ops, not_comm)):
+                    comm_ops[name].append((ts, dur))
             elif cat == "user_annotation":
                 if step_match(name):
                     cpu_steps.append((ts, dur, name))
@@ -225,6 +230,7 @@ def summarize_trace(
         s.kind = "worker"
 
     _self_times(s, threads, name_list, name_cat, step_re)
+    s.cpu_collective_durs = _cpu_collectives(s, comm_ops)
     _steps(s, cpu_steps=cpu_steps, gpu_steps=gpu_steps, base=base, vllm=vllm_steps, label=label or path)
     _gpu(s, gpu_streams, graph_corr, base)
     _graph_steps(s, graph_launch_ts, base)
@@ -426,3 +432,22 @@ def _graph_steps(s: TraceSummary, launch_ts: array, base: float) -> None:
         a = rec["start_us"] + base
         n = bisect.bisect_left(launches, a + rec["dur_us"]) - bisect.bisect_left(launches, a)
         rec["graph_launches"] = n
+
+
+def _is_comm_op(name: str, comm_ops: dict[str, list[tuple[float, float]]], not_comm: set[str]) -> bool:
+    if kernel_category(name) == "communication":
+        comm_ops[name] = []
+        return True
+    not_comm.add(name)
+    return False
+
+
+def _cpu_collectives(s: TraceSummary, comm_ops: dict[str, list[tuple[float, float]]]) -> list[float]:
+    """Durations, in time order, of the CPU collective ops that do the work themselves (self time at
+    least 90% of their total: ``_C::shm_allreduce``, not a wrapper around it), for traces without GPU kernels."""
+    events: list[tuple[float, float]] = []
+    for name, calls in comm_ops.items():
+        row = s.ops.get(name)
+        if row and row[2] and row[3] >= 0.9 * row[2]:
+            events.extend(calls)
+    return [dur for _ts, dur in sorted(events)]

@@ -51,6 +51,7 @@ class TraceSummary:
         self.graph_kernel_us = 0.0
         self.process_names: list[str] = []
         self.collective_durs: t.Sequence[float] = ()  # collective kernels' durations in time order
+        self.cpu_collective_durs: t.Sequence[float] = ()  # CPU collective ops (no GPU), in time order
         self.errors: list[str] = []
 
     # ---- merging --------------------------------------------------------------------------

@@ -136,3 +136,28 @@ def test_the_0_13_to_0_15_names_rank_dash_n_and_profiler_out_n(tmp_path: Path) -
     assert host["captures"][0]["ranks"] == [0]
     assert [t_["file"] for t_ in host["profiler_tables"]] == ["profiler_out_0.txt"]
     assert host["profiler_tables"][0]["head"] == new["hosts"][0]["profiler_tables"][0]["head"]
+
+
+def plain_cpu_collectives(path: Path) -> list[float]:
+    with gzip.open(path, "rt") as fh:
+        events = json.load(fh)["traceEvents"]
+    calls = [e for e in events if e.get("cat") == "cpu_op" and e["name"] in ("_C::shm_allreduce", "_C::shm_all_gather")]
+    return [e["dur"] for e in sorted(calls, key=lambda e: e["ts"])]
+
+
+def test_a_real_vllm_tensor_parallel_cpu_capture() -> None:
+    """vLLM 0.32 itself, --tensor-parallel-size 2 on the CPU (tests/fixtures/traces/cpu-tp2): no GPU kernels, so
+    the collectives are vLLM's CPU shared-memory ops; ranks from distributedInfo and vLLM's own file names."""
+    capture = FIX / "cpu-tp2"
+    result = T.analyze(str(capture))
+    host = result["hosts"][0]
+    assert [tr["rank"] for tr in host["traces"]] == [0, 1] and len(host["frontends"]) == 1
+    cross = result["cross_rank"]
+    assert cross["basis"] == "cpu_ops" and cross["collectives_per_rank"] == [24, 24]
+    for row in cross["rows"]:
+        path = capture / row["file"]
+        assert row["collective_us"] == round(sum(plain_cpu_collectives(path)), 3)
+        assert row["steps"] == 4  # 1 prefill + 3 decode (+1 empty step, counted apart)
+    assert cross["straggler"] is not None and "of its step time (CPU collectives)" in cross["straggler_line"]
+    assert "| rank | steps | step p50 | step time |" in R.render_markdown(result)
+    assert sorted(t_["file"] for t_ in host["profiler_tables"]) == ["rank0.profiler_out.txt", "rank1.profiler_out.txt"]
