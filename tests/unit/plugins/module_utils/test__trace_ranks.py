@@ -71,6 +71,11 @@ def test_rank_from_the_file_name_when_the_trace_has_no_distributed_info(tmp_path
     parts = [T.summarize_trace(str(p)) for p in sorted(tmp_path.glob("*.gz"))]
     assert [p.rank for p in parts] == [None, None]
     assert [ranks.rank_of(p) for p in parts] == [0, 1]
+    # vLLM 0.32 with data/pipeline/tensor parallel names: dp0_pp0_tp0_dcp0_ep0_rankN
+    for p in sorted(tmp_path.glob("*.gz")):
+        p.rename(p.with_name(p.name.replace("cand-rank-", "dp0_pp0_tp0_dcp0_ep0_rank")))
+    result = T.analyze(str(tmp_path))
+    assert [row["rank"] for row in result["cross_rank"]["rows"]] == [0, 1] and result["cross_rank"]["straggler"] == 1
 
 
 def test_two_captures_in_one_directory_are_never_merged(tmp_path: Path) -> None:
