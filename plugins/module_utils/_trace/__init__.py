@@ -21,6 +21,9 @@ File-name conventions of vLLM (``rankN``, ``<id>-rank-N``, ``dp0_pp0_tp0_..._ran
 
 from __future__ import annotations
 
+import typing as t
+
+from ansible_collections.vllm_infra.profiling.plugins.module_utils._trace import nsys
 from ansible_collections.vllm_infra.profiling.plugins.module_utils._trace.analyze import analyze
 from ansible_collections.vllm_infra.profiling.plugins.module_utils._trace.classify import (
     KERNEL_CATEGORIES,
@@ -30,7 +33,6 @@ from ansible_collections.vllm_infra.profiling.plugins.module_utils._trace.classi
 )
 from ansible_collections.vllm_infra.profiling.plugins.module_utils._trace.inputs import find_inputs, is_trace_file
 from ansible_collections.vllm_infra.profiling.plugins.module_utils._trace.nsys import (
-    NSYS_REPORTS,
     nsys_report_name,
     parse_nsys_csv,
 )
@@ -43,6 +45,14 @@ from ansible_collections.vllm_infra.profiling.plugins.module_utils._trace.reader
 from ansible_collections.vllm_infra.profiling.plugins.module_utils._trace.stats import duration_stats, percentile
 from ansible_collections.vllm_infra.profiling.plugins.module_utils._trace.summarize import summarize_trace
 from ansible_collections.vllm_infra.profiling.plugins.module_utils._trace.summary import TraceSummary
+
+
+def __getattr__(name: str) -> t.Any:
+    # NSYS_REPORTS on first use: its table lives in _nsys, which is not needed to read a trace.
+    if name == "NSYS_REPORTS":
+        return nsys.NSYS_REPORTS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "KERNEL_CATEGORIES",

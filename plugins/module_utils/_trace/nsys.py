@@ -9,20 +9,41 @@ import os
 import re
 import typing as t
 
-from ansible_collections.vllm_infra.profiling.plugins.module_utils._nsys import REPORT_KINDS
 from ansible_collections.vllm_infra.profiling.plugins.module_utils._trace.reader import TraceError
 from ansible_collections.vllm_infra.profiling.plugins.module_utils._trace.stats import rnd
 
-# report name (both eras) -> kind; the table of eras lives in _nsys (one place for the collection)
-NSYS_REPORTS = REPORT_KINDS
-_NSYS_NAME_RE = re.compile(r"(?:^|_)(" + "|".join(sorted(NSYS_REPORTS, key=len, reverse=True)) + r")$")
+_NAME_RE: list[re.Pattern[str]] = []
+
+
+def _report_kinds() -> dict[str, str]:
+    """Report name (both eras) -> kind. The table of eras lives in _nsys (one place for the
+    collection); it is imported on first use because _nsys (dataclasses, hashlib, ...) costs
+    more start-up than reading a small trace, and most directories hold no nsys CSV."""
+    from ansible_collections.vllm_infra.profiling.plugins.module_utils._nsys import REPORT_KINDS  # noqa: PLC0415
+
+    return REPORT_KINDS
+
+
+def __getattr__(name: str) -> t.Any:
+    if name == "NSYS_REPORTS":
+        return _report_kinds()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _name_re() -> re.Pattern[str]:
+    if not _NAME_RE:
+        names = sorted(_report_kinds(), key=len, reverse=True)
+        _NAME_RE.append(re.compile(r"(?:^|_)(" + "|".join(names) + r")$"))
+    return _NAME_RE[0]
 
 
 def nsys_report_name(filename: str) -> str | None:
     stem = os.path.basename(filename)
     if stem.lower().endswith(".csv"):
         stem = stem[:-4]
-    m = _NSYS_NAME_RE.search(stem)
+    if not stem.endswith("sum"):  # every report name does: no need to load the table for a trace
+        return None
+    m = _name_re().search(stem)
     return m.group(1) if m else None
 
 
@@ -61,7 +82,7 @@ def parse_nsys_csv(path: str, top: int = 15) -> dict[str, t.Any]:
         return {
             "file": path,
             "report": report,
-            "kind": NSYS_REPORTS.get(report or "", "other"),
+            "kind": _report_kinds().get(report or "", "other"),
             "rows": [],
             "note": text[:300] or "empty CSV (nsys stats writes one for a report it skipped, e.g. no CUDA data)",
         }
@@ -92,7 +113,7 @@ def parse_nsys_csv(path: str, top: int = 15) -> dict[str, t.Any]:
     return {
         "file": path,
         "report": report,
-        "kind": NSYS_REPORTS.get(report or "", "other"),
+        "kind": _report_kinds().get(report or "", "other"),
         "columns": header,
         "rows_total": len(out_rows),
         "rows": out_rows[:top],
