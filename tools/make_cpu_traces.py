@@ -30,7 +30,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.support.vllm import vllm_container  # noqa: E402
+from tests.support import podman  # noqa: E402
+from tests.support.vllm import VllmServer, vllm_container  # noqa: E402
 
 PROMPTS = (
     "What is the capital of France?",
@@ -49,6 +50,8 @@ def capture(
     concurrency: int = 1,
     prefix: str = "",
     detailed_annotation: bool = False,
+    server_args: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
 ) -> list[Path]:
     """Run one profiled session; return the trace files copied into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
@@ -63,12 +66,18 @@ def capture(
         config["detailed_trace_annotation"] = True
     try:
         with vllm_container(
-            extra_args=["--profiler-config", json.dumps(config)],
+            extra_args=["--profiler-config", json.dumps(config), *server_args],
+            env=env,
             volumes=[f"{profiles}:/profiles:z"],
             prefix="traces",
         ) as server:
             # One untimed request first: the profiled window then shows steady-state steps.
-            server.complete(max_tokens=2)
+            try:
+                server.complete(max_tokens=2)
+            except Exception:
+                # the server's own reason (a 500 says nothing); the container is removed on the way out
+                print(podman.logs_tail(server.name, 80), file=sys.stderr)
+                raise
             body = {"profile_prefix": prefix} if prefix else None
             server.post("/start_profile", json=body).raise_for_status()
             with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
@@ -104,7 +113,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--detailed-annotation", action="store_true", help="detailed_trace_annotation: true (execute_N_context_...)"
     )
+    parser.add_argument(
+        "--server-arg",
+        action="append",
+        default=[],
+        help="one more vLLM server argument (repeatable), e.g. --server-arg=--tensor-parallel-size --server-arg=2",
+    )
+    parser.add_argument(
+        "--ready-timeout", type=float, default=0, help="seconds to wait for /health (default: the harness's 240)"
+    )
+    parser.add_argument(
+        "--image",
+        default="",
+        help="another image than the harness's vllm-cpu-tiny (e.g. one with g++ for tensor parallel on the CPU)",
+    )
+    parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for the container (repeatable)")
     args = parser.parse_args(argv)
+    if args.image:
+        podman.ensure_image = lambda _name: args.image  # the harness starts whatever ensure_image names
+    if args.ready_timeout:
+        # A tensor-parallel CPU server starts one process per rank: on 2 shared cores that takes longer than
+        # the harness's default wait. The tool's own knob, without changing the harness for every test.
+        VllmServer.wait_ready.__defaults__ = (args.ready_timeout,)
     paths = capture(
         args.out,
         with_stack=args.with_stack,
@@ -113,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
         concurrency=args.concurrency,
         prefix=args.prefix,
         detailed_annotation=args.detailed_annotation,
+        server_args=tuple(args.server_arg),
+        env=dict(item.split("=", 1) for item in args.env) or None,
     )
     for path in paths:
         print(f"{path} {path.stat().st_size} bytes")

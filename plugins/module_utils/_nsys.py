@@ -36,11 +36,26 @@ DEFAULT_KEY_URL = "https://developer.download.nvidia.com/compute/cuda/repos/ubun
 DEFAULT_PACKAGE = "nsight-systems-cli"
 
 # Report names changed in nsys 2023.x: the current name first, the 2022.x one second.
-STATS_REPORTS: dict[str, tuple[str, ...]] = {
-    "kernels": ("cuda_gpu_kern_sum", "gpukernsum"),
+# Every nsys stats report this collection reads, by what it holds: its current name first, then the
+# name nsys used before 2023 (2022.x: gpukernsum, cudaapisum, ...). The one table of both eras; the
+# trace summary's CSV reader and the report chooser below are derived from it.
+REPORT_ERAS: dict[str, tuple[str, ...]] = {
+    "gpu_kernels": ("cuda_gpu_kern_sum", "gpukernsum"),
     "cuda_api": ("cuda_api_sum", "cudaapisum"),
-    "nvtx": ("nvtx_sum", "nvtxsum"),
+    "nvtx": ("nvtx_sum", "nvtxsum", "nvtx_pushpop_sum", "nvtxppsum"),
     "osrt": ("osrt_sum", "osrtsum"),
+    "gpu_mem_time": ("cuda_gpu_mem_time_sum", "gpumemtimesum"),
+    "gpu_mem_size": ("cuda_gpu_mem_size_sum", "gpumemsizesum"),
+    "gpu_sum": ("cuda_gpu_sum", "gpusum"),
+}
+# report file name -> what it holds
+REPORT_KINDS: dict[str, str] = {name: kind for kind, names in REPORT_ERAS.items() for name in names}
+# The summaries the nsys_report module runs by default (option value -> candidate report names).
+STATS_REPORTS: dict[str, tuple[str, ...]] = {
+    "kernels": REPORT_ERAS["gpu_kernels"],
+    "cuda_api": REPORT_ERAS["cuda_api"],
+    "nvtx": REPORT_ERAS["nvtx"][:2],
+    "osrt": REPORT_ERAS["osrt"],
 }
 
 ROOT_USERS = ("", "root", "0", "0:0", "root:root")

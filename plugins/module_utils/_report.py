@@ -18,7 +18,11 @@ import html
 import json
 import typing as t
 
+from ansible_collections.vllm_infra.profiling.plugins.module_utils._trace.nsys import nsys_headline
+
 NA = "\u2013"  # en dash: a value that is not known
+# per-rank chart: compute, the collectives' own time, waiting in collectives for the slowest rank
+RANK_COLORS = {"compute": "#2f9e44", "collective": "#1971c2", "wait": "#e03131"}
 PHASE_COLORS = {"prefill": "#d9480f", "decode": "#1971c2", "empty": "#adb5bd", "step": "#2f9e44"}
 CATEGORY_COLORS = {
     "GEMM": "#1971c2",
@@ -90,6 +94,9 @@ def headline(result: dict[str, t.Any], report_path: str | None = None) -> str:
     """One line a person reads first (the role prints it after each fetch)."""
     summary = result["summary"]
     hosts = result.get("hosts") or []
+    if result.get("nsys_summary") and not summary.get("files"):
+        # An nsys capture (stats tables, no Kineto trace): its own headline, not empty torch figures.
+        return nsys_headline(result["nsys_summary"]) + (f"; report: {report_path}" if report_path else "")
     lead = f"{len(hosts)} hosts: " if result.get("fleet") else ""
     kind, names = _top_names(summary)
     text = lead + steps_line(summary.get("steps"))
@@ -104,6 +111,14 @@ def headline(result: dict[str, t.Any], report_path: str | None = None) -> str:
         text += f"; top {kind}: " + ", ".join(names)
     if result.get("nsys_reports"):
         text += f"; {len(result['nsys_reports'])} nsys stats tables"
+    captures = len(hosts[0].get("captures") or []) if len(hosts) == 1 else 0
+    if captures > 1:
+        text += f"; latest of {captures} captures"
+    cross = result.get("cross_rank")
+    if cross:
+        text += f"; {cross['ranks']} ranks"
+        if cross.get("straggler_line"):
+            text += f"; {cross['straggler_line']}"
     if report_path:
         text += f"; report: {report_path}"
     return text
@@ -211,6 +226,99 @@ def _md_nsys(tables: list[dict[str, t.Any]]) -> list[str]:
     return out
 
 
+def rank_table_rows(cross: dict[str, t.Any]) -> list[list[t.Any]]:
+    """The per-rank table (Markdown and HTML share it)."""
+    return [
+        [
+            row["rank"] if row["rank"] is not None else NA,
+            row["steps"] if row["steps"] is not None else NA,
+            ms(row["step_p50_us"], 3),
+            ms(row["kernel_us"], 3),
+            ms(row["compute_us"], 3),
+            ms(row["collective_us"], 3),
+            ms(row.get("collective_wait_us"), 3),
+            pct(row["communication_pct"]),
+            pct(row["gpu_busy_pct"]),
+            row["cuda_graph_launches"],
+        ]
+        for row in cross["rows"]
+    ]
+
+
+RANK_HEADER = [
+    "rank",
+    "steps",
+    "step p50",
+    "kernel time",
+    "compute",
+    "collectives",
+    "collective wait",
+    "communication",
+    "GPU busy",
+    "cudaGraphLaunch",
+]
+
+
+def rank_header(cross: dict[str, t.Any]) -> list[str]:
+    """On ranks without GPU kernels (vLLM's CPU backend) the busy figure is the engine steps' time."""
+    if cross.get("basis") == "cpu_ops":
+        return [RANK_HEADER[0], RANK_HEADER[1], RANK_HEADER[2], "step time", *RANK_HEADER[4:]]
+    return RANK_HEADER
+
+
+def _md_ranks(host: dict[str, t.Any]) -> list[str]:
+    out: list[str] = []
+    captures = host.get("captures") or []
+    if len(captures) > 1:
+        out += [f"{len(captures)} captures in this directory (never merged); the summary is the latest one.", ""]
+        out += _md_table(
+            ["capture", "ranks", "steps", "GPU busy", "straggler"],
+            [
+                [
+                    ", ".join(c["files"]),
+                    ", ".join(str(r) for r in c["ranks"]),
+                    (c.get("steps") or {}).get("steps", NA),
+                    pct(c["gpu_busy_pct"]),
+                    (c.get("cross_rank") or {}).get("straggler", NA),
+                ]
+                for c in captures
+            ],
+        )
+    cross = host.get("cross_rank")
+    if cross:
+        out += ["### Ranks", ""]
+        out += _md_table(rank_header(cross), rank_table_rows(cross))
+        out += [
+            f"_{_md(cross['straggler_line'], 1000)}_" if cross.get("straggler_line") else "_no straggler_",
+            "",
+            f"Collectives matched by order across ranks: {cross['collectives_matched']} "
+            f"(per rank {cross['collectives_per_rank']}); compute spread {ms(cross.get('compute_spread_us'), 3)}.",
+            "",
+        ]
+    return out
+
+
+def _md_nsys_summary(summary: dict[str, t.Any]) -> list[str]:
+    out = ["### nsys capture", ""]
+    out += _md_table(
+        ["table", "report", "rows", "total", "top items"],
+        [
+            [
+                sec["title"],
+                sec["report"],
+                sec["rows_total"],
+                ms(sec["total_us"], 3),
+                "; ".join(f"{r['name']} {pct(r['time_pct'])}" for r in sec["top"]),
+            ]
+            for sec in summary["sections"]
+        ],
+    )
+    for empty in summary["empty_reports"]:
+        out += [f"- {empty['title']}: {_md(empty['note'], 200)}"]
+    out += [f"- {_md(note, 300)}" for note in summary["notes"]] + [""]
+    return out
+
+
 def fleet_rows(result: dict[str, t.Any]) -> list[dict[str, t.Any]]:
     rows = []
     for host in result.get("hosts") or []:
@@ -232,6 +340,7 @@ def fleet_rows(result: dict[str, t.Any]) -> list[dict[str, t.Any]]:
                 "device": (s.get("device") or {}).get("name"),
                 "top": names,
                 "top_kind": kind,
+                "straggler": (host.get("cross_rank") or {}).get("straggler"),
             }
         )
     return rows
@@ -259,24 +368,39 @@ def render_markdown(result: dict[str, t.Any], top: int = 15) -> str:
                 for r in fleet_rows(result)
             ],
         )
+        stragglers = [f"{r['host']}: rank {r['straggler']}" for r in fleet_rows(result) if r["straggler"] is not None]
+        if stragglers:
+            out += ["Stragglers (the rank the others wait for in collectives): " + "; ".join(stragglers), ""]
     for host in result.get("hosts") or []:
         out += [f"## Host {_md(host['host'])}", ""]
-        out += _md_table(
-            ["trace", "kind", "rank", "events", "window", "steps"],
-            [
+        traces = (host.get("traces") or []) + (host.get("frontends") or [])
+        out += (
+            []
+            if not traces
+            else _md_table(
+                ["trace", "kind", "rank", "events", "window", "steps"],
                 [
-                    tr["label"],
-                    tr["kind"],
-                    tr.get("rank"),
-                    f"{tr['events']:,}",
-                    ms(tr["window_us"]),
-                    (tr.get("steps") or {}).get("steps", NA),
-                ]
-                for tr in (host.get("traces") or []) + (host.get("frontends") or [])
-            ],
+                    [
+                        tr["label"],
+                        tr["kind"],
+                        tr.get("rank"),
+                        f"{tr['events']:,}",
+                        ms(tr["window_us"]),
+                        (tr.get("steps") or {}).get("steps", NA),
+                    ]
+                    for tr in traces
+                ],
+            )
         )
-        out += _md_summary(host["summary"], "###")
+        out += _md_ranks(host)
+        if host["summary"].get("files"):
+            out += _md_summary(host["summary"], "###")
+        elif host.get("nsys_summary"):
+            out += _md_nsys_summary(host["nsys_summary"])
         out += _md_nsys(host.get("nsys") or [])
+        for table in host.get("profiler_tables") or []:
+            out += [f"### torch key_averages table `{_md(table['file'], 120)}` (top rows)", "", "```"]
+            out += table["head"] + ["```", ""]
     out.append("_Times are from the trace (µs resolution); step times are the CPU span of each vLLM step annotation._")
     return "\n".join(out) + "\n"
 
@@ -497,6 +621,38 @@ def svg_fleet(rows: list[dict[str, t.Any]], width: int = 960) -> str:
 # HTML
 # --------------------------------------------------------------------------------------------
 
+
+def svg_ranks(cross: dict[str, t.Any], width: int = 960) -> str:
+    """Per-rank bars: compute, collective time (its own cost) and collective wait, in ms."""
+    rows = cross["rows"]
+    bar_h, gap, left = 22, 10, 90
+    height = 30 + len(rows) * (bar_h + gap) + 30
+    vmax = max(((r["kernel_us"] or 0.0) for r in rows), default=0.0) or 1.0
+    scale = (width - left - 20) / vmax
+    body: list[str] = []
+    colors = tuple(RANK_COLORS.items())
+    for i, row in enumerate(rows):
+        y = 20 + i * (bar_h + gap)
+        wait = row.get("collective_wait_us") or 0.0
+        parts = (
+            ("compute", row["compute_us"] or 0.0),
+            ("collective", max((row["collective_us"] or 0.0) - wait, 0.0)),
+            ("wait", wait),
+        )
+        x = float(left)
+        body.append(f'<text x="4" y="{y + 15}" font-size="12">rank {_h(row["rank"])}</text>')
+        for key, value in parts:
+            w = value * scale
+            color = RANK_COLORS[key]
+            body.append(
+                f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="{bar_h}" fill="{color}">'
+                f"<title>rank {_h(row['rank'])} {key}: {ms(value, 3)}</title></rect>"
+            )
+            x += w
+    body += _legend(list(colors), left, height - 12)
+    return _svg(width, height, body, "Kernel time per rank: compute, collectives, waiting in collectives")
+
+
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;margin:24px auto;max-width:1000px;
 color:#212529;background:#fff;line-height:1.4}
@@ -662,8 +818,18 @@ def render_html(result: dict[str, t.Any]) -> str:
                     numeric=(3, 4, 5),
                 )
             )
+        cross = host.get("cross_rank")
+        if cross:
+            out.append("<h3>Ranks</h3>")
+            out.append(svg_ranks(cross))
+            out.append(_html_table(rank_header(cross), rank_table_rows(cross), numeric=(1, 2, 3, 4, 5, 6, 7, 8, 9)))
+            if cross.get("straggler_line"):
+                out.append(f'<p class="headline">{_h(cross["straggler_line"])}</p>')
         if traces:
             out += _html_summary(host["summary"])
+        elif host.get("nsys_summary"):
+            out.append("<h3>nsys capture</h3>")
+            out.append("".join(f"<p>{_h(line)}</p>" for line in _md_nsys_summary(host["nsys_summary"])[2:] if line))
         for tab in host.get("nsys") or []:
             out.append(f"<h3>nsys stats: {_h(tab.get('report') or 'report')} <code>{_h(tab['label'])}</code></h3>")
             if not tab["rows"]:

@@ -20,6 +20,17 @@ description:
   - Writes C(summary.json), C(summary.md) and C(report.html) (a self-contained page with inline SVG pictures - a
     timeline of engine steps, step durations, the share of GPU time per kernel category) into O(dest).
   - Given a capture root with one sub-directory per host, adds a fleet view - one table comparing the hosts.
+  - Groups a directory's worker traces into captures (same directory, overlapping time windows, each rank once) and
+    never merges two captures - the summary is the latest capture's, and every capture is listed. Ranks come from
+    C(distributedInfo), else from vLLM's file names (C(rankN), C(<id>-rank-N), C(dp0_pp0_tp0_..._rankN)).
+  - A capture of several ranks gets a per-rank table (steps, kernel time, compute, collectives, time waiting in
+    collectives beyond the collective's minimum across ranks, communication share, GPU busy), a per-rank chart, and
+    the straggler - the rank the others wait for - in the headline.
+  - An nsys capture (C(nsys stats) CSVs without a Kineto trace) gets its own summary - the kernel, CUDA API, NVTX and
+    OS runtime tables with their top items in the headline.
+  - torch's C(key_averages) table that vLLM writes beside a trace (C(*.profiler_out.txt), C(profiler_out_N.txt)) is
+    shown in the report.
+  - To compare two captures, or every host with a baseline host, use M(vllm_infra.profiling.trace_compare).
   - Runs where it is called; to read captures fetched to the controller, delegate it to C(localhost).
   - In check mode it reads and summarises everything and returns the summary, but writes no file; C(changed)
     then says whether the report files would change.
@@ -199,10 +210,25 @@ summary:
         - Per-step records (start_us from the window start, dur_us, phase, tokens, GPU span) for the timeline picture.
       type: list
       elements: dict
+cross_rank:
+  description:
+    - For a single host whose latest capture has several ranks - C(rows) (per rank - rank, steps, step_p50_us,
+      kernel_us, compute_us, collective_us, collective_wait_us, collective_wait_pct, communication_pct, gpu_busy_pct,
+      cuda_graph_launches), C(collectives_matched), C(compute_spread_us), C(straggler) (a rank or null) and
+      C(straggler_line); null otherwise (also for a fleet - see each host's entry).
+  returned: always
+  type: dict
+nsys_summary:
+  description:
+    - For a single host with nsys stats tables and no Kineto trace - C(sections) (per table kind - title, report,
+      rows_total, total_us, top), C(empty_reports) (reports nsys skipped) and C(notes); null otherwise.
+  returned: always
+  type: dict
 hosts:
   description:
     - One entry per host (one for a single capture) - C(host), its C(summary), per-file C(traces) and C(frontends),
-      and C(nsys) tables.
+      C(nsys) tables, C(captures) (each with files, ranks, steps, gpu_busy_pct, latest, cross_rank), C(cross_rank),
+      C(nsys_summary) and C(profiler_tables) (file and the table's first lines).
   returned: always
   type: list
   elements: dict

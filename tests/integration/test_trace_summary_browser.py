@@ -151,3 +151,12 @@ def test_a_blank_page_is_caught(tmp_path: Path) -> None:
     _w, _h, pixels = decode_png(png.read_bytes())
     with pytest.raises(AssertionError):
         assert_not_blank(pixels)
+
+
+def test_two_rank_report_renders_the_per_rank_chart(tmp_path: Path) -> None:
+    result = T.analyze(str(FIX / "gpu-tp2" / "eager"))
+    pixels = render(result, tmp_path, "gpu-tp2")
+    assert_not_blank(pixels)
+    # rank 0's long red bar: waiting in all-reduce for rank 1 (the straggler)
+    assert pixels.count(hex_rgb(R.RANK_COLORS["wait"])) > 5000
+    assert pixels.count(hex_rgb(R.RANK_COLORS["compute"])) > 100

@@ -95,3 +95,27 @@ def test_vllm_cpu_worker_trace_ops_agree_with_hta(tmp_path: Path) -> None:
         else:
             assert total < hta[name][1], name
     assert same >= len(ops) - 3 and same >= 30
+
+
+def test_per_rank_kernel_totals_agree_with_hta_on_a_real_two_rank_capture(tmp_path: Path) -> None:
+    """HTA reads a multi-rank directory natively (rank from distributedInfo); its per-rank kernel breakdown
+    and GPU busy time agree with trace_summary's per-rank table (tests/fixtures/traces/gpu-tp2/eager)."""
+    capture = FIX / "gpu-tp2" / "eager"
+    work = tmp_path / "hta"
+    shutil.copytree(capture, work)
+    ta = TraceAnalysis(trace_dir=str(work))
+    _types, kernels = ta.get_gpu_kernel_breakdown(
+        visualize=False, duration_ratio=1.0, num_kernels=10**6, include_memory_kernels=False
+    )
+    hta_rank_totals: dict[int, float] = {}
+    for rank, total in zip(kernels["rank"], kernels["sum (us)"], strict=True):
+        hta_rank_totals[int(rank)] = hta_rank_totals.get(int(rank), 0.0) + float(total)
+    temporal = ta.get_temporal_breakdown(visualize=False).set_index("rank")
+    result = T.analyze(str(capture))
+    rows = {row["rank"]: row for row in result["cross_rank"]["rows"]}
+    assert sorted(rows) == sorted(hta_rank_totals) == [0, 1]
+    for rank, row in rows.items():
+        assert row["kernel_us"] == pytest.approx(hta_rank_totals[rank], rel=0.01), rank
+        hta_busy = float(temporal.loc[rank, "kernel_time(us)"] - temporal.loc[rank, "idle_time(us)"])
+        part = next(s for s in (T.summarize_trace(str(p)) for p in capture.glob("*.gz")) if s.rank == rank)
+        assert part.gpu_busy_us == pytest.approx(hta_busy, rel=0.01), rank

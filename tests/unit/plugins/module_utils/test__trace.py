@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.vllm_infra.profiling.plugins.module_utils import _trace as T
+from ansible_collections.vllm_infra.profiling.plugins.module_utils._trace import reader as trace_reader
 
 FIX = Path(__file__).resolve().parents[3] / "fixtures" / "traces"
 NOSTACK = FIX / "cpu" / "nostack"
@@ -53,12 +54,12 @@ def load(path: Path) -> dict:
 @pytest.mark.parametrize("chunk", [4093, 1 << 20])
 def test_reader_yields_exactly_what_json_load_sees(path: Path, chunk: int) -> None:
     whole = load(path)
-    meta: dict = {}
-    events = list(T.read_trace(str(path), meta, chunk=chunk))
+    trace = T.read_trace(str(path), chunk=chunk)
+    with pytest.raises(RuntimeError, match="read the events before the metadata"):
+        assert trace.meta is None  # raises before comparing
+    events = list(trace)
     assert events == whole["traceEvents"]
-    assert {k: v for k, v in meta.items() if not k.startswith("_")} == {
-        k: v for k, v in whole.items() if k != "traceEvents"
-    }
+    assert trace.meta == {k: v for k, v in whole.items() if k != "traceEvents"}
 
 
 @pytest.mark.parametrize("chunk", [1, 2, 3, 5, 8, 64])
@@ -75,8 +76,9 @@ def test_reader_handles_every_chunk_boundary(tmp_path: Path, chunk: int) -> None
     }
     path = tmp_path / "t.pt.trace.json"
     path.write_text(json.dumps(doc, indent=3))
-    meta: dict = {}
-    assert list(T.read_trace(str(path), meta, chunk=chunk)) == doc["traceEvents"]
+    trace = T.read_trace(str(path), chunk=chunk)
+    assert list(trace) == doc["traceEvents"]
+    meta = trace.meta
     assert meta["traceName"] == "/tmp/x.json"
     assert meta["baseTimeNanoseconds"] == 1790857026000000000
 
@@ -95,7 +97,7 @@ def test_reader_accepts_the_bare_array_format(tmp_path: Path) -> None:
 )
 @pytest.mark.parametrize("chunk", [4093, 65536, 1 << 20])
 def test_bulk_python_runs_give_the_same_summary(path: Path, chunk: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(T, "CHUNK", chunk)
+    monkeypatch.setattr(trace_reader, "CHUNK", chunk)
     slow = T.summarize_trace(str(path), skip_python=False).to_dict(top=1000)
     fast = T.summarize_trace(str(path), skip_python=True).to_dict(top=1000)
     assert slow["with_stack"] and slow["events"] == len(load(path)["traceEvents"])

@@ -1,0 +1,330 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+# Copyright (c) vllm_infra.profiling contributors
+"""PRIVATE to the collection: a streaming reader of Kineto trace JSON (gzip or plain).
+
+The gzip (or plain) file is decoded in 1 MiB chunks and the ``traceEvents`` array is parsed one
+event at a time with the C JSON scanner, so memory does not grow with the size of the JSON.
+Runs of python_function events (the bulk of a with-stack trace) can be read in bulk.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import re
+import typing as t
+import zlib
+
+CHUNK = 1 << 20
+
+_WS = re.compile(r"[ \t\n\r]*")
+_SCAN = json.JSONDecoder().scan_once
+_PY_HEAD = re.compile(r'\{\s*"ph":\s*"X",\s*"cat":\s*"python_function"')
+_NOT_PY_CAT = re.compile(r'"cat":\s*"(?!python_function")')
+# From the module name's opening quote on: found with str.find (a memchr-speed search for a rare
+# string) and then matched, instead of a regex search that stops at every "name" key of the run.
+_PY_MODULE = re.compile(
+    r'"(nn\.Module: [^"\\]*)",\s*"pid":[^,]*,\s*"tid":[^,]*,'
+    r'\s*"ts":\s*(-?[\d.]+(?:[eE][-+]?\d+)?),\s*"dur":\s*(-?[\d.]+(?:[eE][-+]?\d+)?)'
+)
+
+
+def _py_modules(buf: str, pos: int, end: int) -> list[tuple[str, float, float]]:
+    """The ``nn.Module`` events (name, ts, dur) of the python_function run ``buf[pos:end]``:
+    a ``"name":`` key, then the module name, pid, tid, ts and dur (Kineto's order)."""
+    found = []
+    find, match = buf.find, _PY_MODULE.match
+    i = find('"nn.Module: ', pos, end)
+    while i >= 0:
+        k = i
+        while k > pos and buf[k - 1].isspace():
+            k -= 1
+        m = match(buf, i, end)
+        if m is not None and k - 7 >= pos and buf.startswith('"name":', k - 7):
+            found.append((m.group(1), float(m.group(2)), float(m.group(3))))
+        i = find('"nn.Module: ', i + 1, end)
+    return found
+
+
+class PythonRun(t.NamedTuple):
+    """A run of python_function events read in bulk: how many, and the nn.Module ones (name, ts, dur)."""
+
+    events: int
+    modules: list[tuple[str, float, float]]
+
+
+class TraceError(Exception):
+    """A trace or CSV that cannot be read; the message names the file."""
+
+
+class JsonScanner:
+    """Incremental scanner of one top-level JSON value whose ``traceEvents`` array may be huge."""
+
+    def __init__(self, path: str, chunk: int | None = None) -> None:
+        self.path = path
+        self.chunk = chunk or CHUNK
+        self.buf = ""
+        self.pos = 0
+        self.eof = False
+        self.consumed = 0
+        self.bytes_in = 0
+        try:
+            self._raw: t.BinaryIO = open(path, "rb")  # noqa: SIM115 - closed in close()
+        except OSError as exc:
+            raise TraceError(f"{path}: cannot open ({exc.strerror or exc})") from None
+        # zlib and the UTF-8 decoder directly, not gzip.open(..., "rt"): the gzip module's Python
+        # layers (a CRC pass of its own, buffered readers, TextIOWrapper) cost about a third of
+        # the time of a bulk python_function run; zlib checks the gzip trailer's CRC itself.
+        self._zip: t.Any = None
+        self._pending = self._raw.read(2)
+        if self._pending == b"\x1f\x8b":
+            self._zip = zlib.decompressobj(31)
+        self._text = codecs.getincrementaldecoder("utf-8")()
+
+    def close(self) -> None:
+        self._raw.close()
+
+    def _bytes(self, size: int) -> bytes:
+        """Up to ``size`` bytes of uncompressed JSON (b"" only at the end of the file)."""
+        while True:
+            z = self._zip
+            if z is not None and z.unconsumed_tail:
+                data = z.unconsumed_tail
+            else:
+                data = self._pending or self._raw.read(size if z is None else max(size // 8, 1 << 16))
+                self._pending = b""
+                if z is None:
+                    return data
+                if z.eof:  # the end of a gzip member: another may follow (gzip reads them all too)
+                    data = z.unused_data + data
+                    if not data:
+                        return b""
+                    z = self._zip = zlib.decompressobj(31)
+            try:
+                out = z.decompress(data, size)
+            except zlib.error as exc:
+                raise TraceError(f"{self.path}: corrupt gzip data ({exc})") from None
+            if out:
+                return out
+            if not data:
+                raise TraceError(f"{self.path}: truncated gzip stream (the file ends before the compressed data)")
+
+    def more(self, size: int = 0) -> bool:
+        if self.eof:
+            return False
+        size = size or self.chunk
+        while True:
+            data = self._bytes(size)
+            try:
+                chunk = self._text.decode(data, not data)
+            except UnicodeDecodeError as exc:
+                raise TraceError(f"{self.path}: not UTF-8 text, so not a JSON trace ({exc.reason})") from None
+            if chunk or not data:
+                break
+        if not chunk:
+            self.eof = True
+            return False
+        self.bytes_in += len(chunk)
+        if self.pos:
+            self.consumed += self.pos
+            self.buf = self.buf[self.pos :] + chunk
+            self.pos = 0
+        else:
+            self.buf += chunk
+        return True
+
+    def peek(self) -> str:
+        """Skip whitespace; return the next character ('' at the end)."""
+        while True:
+            self.pos = _WS.match(self.buf, self.pos).end()
+            if self.pos < len(self.buf):
+                return self.buf[self.pos]
+            if not self.more():
+                return ""
+
+    def expect(self, char: str, what: str) -> None:
+        got = self.peek()
+        if got != char:
+            self.fail(f"expected {what}, found {got!r}" if got else f"expected {what}, found the end of the file")
+        self.pos += 1
+
+    def fail(self, why: str) -> t.NoReturn:
+        raise TraceError(f"{self.path}: not valid trace JSON at character {self.consumed + self.pos}: {why}")
+
+    def value(self) -> t.Any:
+        self.peek()
+        grow = self.chunk
+        while True:
+            err, err_pos = "incomplete value", len(self.buf)
+            try:
+                obj, end = _SCAN(self.buf, self.pos)
+                # A number cut at the end of the buffer would parse short: make sure more text follows.
+                if end < len(self.buf) or self.eof:
+                    self.pos = end
+                    return obj
+            except StopIteration as exc:
+                err, err_pos = "no JSON value here", exc.value
+            except ValueError as exc:
+                err, err_pos = getattr(exc, "msg", str(exc)), getattr(exc, "pos", len(self.buf))
+            if not self.more(grow):
+                if err_pos >= len(self.buf) - 1:
+                    self.fail("the file ends in the middle of a value (truncated?)")
+                self.pos = err_pos
+                self.fail(err)
+            grow = min(grow * 2, 64 * max(self.chunk, CHUNK))
+
+    def python_region(self, pos: int) -> int:
+        """End of the run of python_function events that starts at ``pos`` (0: none to skip).
+
+        Stack capture writes hundreds of thousands of python_function events in one run. Their
+        ``args`` are not needed, only ``nn.Module`` names and times: the run is counted and
+        searched with C string operations instead of being decoded event by event. The run ends
+        before the next event of another category, or before the last event start in the buffer
+        (which may be incomplete). JSON strings cannot hold an unescaped quote, so ``"cat": "``
+        in the raw text is always a key.
+        """
+        buf = self.buf
+        if not _PY_HEAD.match(buf, pos):
+            return 0
+        other = _NOT_PY_CAT.search(buf, pos)
+        if other is not None:
+            end = buf.rfind("{", pos, other.start())
+        else:
+            last = buf.rfind('"ph"', pos)
+            end = buf.rfind("{", pos, last) if last > 0 else -1
+        return end if end > pos else 0
+
+    def array_items(self, skip_python: bool = False) -> t.Iterator[t.Any]:
+        """Yield the elements of the array whose '[' was just consumed.
+
+        ``skip_python``: runs of python_function events come as one ``PythonRun`` each
+        (see ``python_region``) instead of one dict per event.
+        """
+        if self.peek() == "]":
+            self.pos += 1
+            return
+        scan, ws = _SCAN, _WS.match
+        # Refill before the buffer runs low rather than after a scan fails at its end: a failed
+        # scan raises JSONDecodeError, which counts the lines of the whole buffer for its message
+        # (that alone was a tenth of the time of a big trace).
+        low = self.chunk >> 2
+        while True:
+            if len(self.buf) - self.pos < low and not self.eof:
+                self.more()
+            buf, pos = self.buf, self.pos
+            if skip_python and buf[pos] == "{":
+                end = self.python_region(pos)
+                if end:
+                    yield PythonRun(
+                        buf.count('"ph"', pos, end),
+                        _py_modules(buf, pos, end),
+                    )
+                    self.pos = end
+                    continue
+            try:
+                obj, end = scan(buf, pos)
+            except (StopIteration, ValueError):
+                obj, end = None, -1
+            if end < 0 or (end >= len(buf) and not self.eof):
+                obj = self.value()  # slow path: refill and retry (or report the error)
+            else:
+                self.pos = end
+            yield obj
+            pos = ws(self.buf, self.pos).end()
+            if pos >= len(self.buf):
+                self.pos = pos
+                sep = self.peek()
+                pos = self.pos
+            else:
+                sep = self.buf[pos]
+            if sep == ",":
+                self.pos = ws(self.buf, pos + 1).end()
+                if self.pos >= len(self.buf):
+                    self.peek()
+                continue
+            if sep == "]":
+                self.pos = pos + 1
+                return
+            self.pos = pos
+            self.fail("expected ',' or ']' between trace events" if sep else "the file ends inside traceEvents")
+
+
+class TraceRead:
+    """One trace file, read as a stream: iterate it for the events, then read ``meta``.
+
+    The top-level keys other than ``traceEvents`` may follow the array in the file, so ``meta``
+    (and ``bytes``) exist only once the events have been read to the end; asking earlier is an
+    error rather than a silently incomplete answer.
+    """
+
+    def __init__(self, path: str, chunk: int | None = None, skip_python: bool = False) -> None:
+        self.path = path
+        self.chunk = chunk
+        self.skip_python = skip_python
+        self._meta: dict[str, t.Any] | None = None
+        self.has_events = False
+        self.bytes = 0
+
+    @property
+    def meta(self) -> dict[str, t.Any]:
+        if self._meta is None:
+            raise RuntimeError(f"{self.path}: read the events before the metadata")
+        return self._meta
+
+    def __iter__(self) -> t.Iterator[t.Any]:
+        """Yield the events one at a time (``PythonRun`` items for runs of python_function events
+        when ``skip_python``). Raises ``TraceError`` naming the file for anything that is not a
+        readable trace."""
+        path = self.path
+        meta: dict[str, t.Any] = {}
+        stream = JsonScanner(path, self.chunk)
+        try:
+            first = stream.peek()
+            if first == "":
+                raise TraceError(f"{path}: empty file")
+            if first == "[":  # Chrome's "JSON array format": a bare list of events
+                stream.pos += 1
+                self.has_events = True
+                yield from stream.array_items(self.skip_python)
+                self.bytes = stream.consumed + stream.pos
+                self._meta = meta
+                return
+            if first != "{":
+                raise TraceError(f"{path}: not JSON (starts with {stream.buf[stream.pos : stream.pos + 20]!r})")
+            stream.pos += 1
+            if stream.peek() == "}":
+                stream.pos += 1
+            else:
+                while True:
+                    key = stream.value()
+                    if not isinstance(key, str):
+                        stream.fail("expected a key")
+                    stream.expect(":", "':' after a key")
+                    if key == "traceEvents" and stream.peek() == "[":
+                        stream.pos += 1
+                        self.has_events = True
+                        yield from stream.array_items(self.skip_python)
+                    else:
+                        meta[key] = stream.value()
+                    sep = stream.peek()
+                    stream.pos += 1
+                    if sep == "}":
+                        break
+                    if sep != ",":
+                        stream.pos -= 1
+                        stream.fail("expected ',' or '}' after a top-level value")
+            if stream.peek() != "":
+                stream.fail("text after the end of the JSON object")
+            self.bytes = stream.consumed + stream.pos
+            self._meta = meta
+        finally:
+            stream.close()
+
+
+def read_trace(path: str, chunk: int | None = None, skip_python: bool = False) -> TraceRead:
+    """The trace at ``path`` as a ``TraceRead``: iterate it for the events, then take ``.meta``.
+
+    ``chunk``: characters decoded per read (default 1 MiB). ``skip_python``: runs of
+    python_function events come as ``PythonRun`` items.
+    """
+    return TraceRead(path, chunk, skip_python)
