@@ -354,7 +354,7 @@ def workload_problems(results, max_tokens, ignore_eos=True):
 
     With ``ignore_eos`` every request must return exactly ``max_tokens`` completion tokens:
     anything else means the server cut the generation short (max_model_len, an abort) and the
-    trace would not show the steps asked for.
+    trace would not show the steps asked for. Without it an empty answer is still a problem.
     """
     problems = []
     failed = [r for r in results if not r["ok"] and not r.get("skipped")]
@@ -363,13 +363,15 @@ def workload_problems(results, max_tokens, ignore_eos=True):
         problems.append(f"request {res['index']} failed: {res['error']}")
     if skipped:
         problems.append(f"{len(skipped)} of {len(results)} requests not sent after the failure")
-    if ignore_eos:
-        for res in results:
-            if res["ok"] and res.get("completion_tokens") != max_tokens:
-                problems.append(
-                    f"request {res['index']} returned {res.get('completion_tokens')} completion tokens, "
-                    f"expected {max_tokens} (finish_reason={res.get('finish_reason')})"
-                )
+    for res in results:
+        if res["ok"] and not res.get("completion_tokens"):
+            # Even a model that stops at once returns its end-of-sequence token: nothing came back.
+            problems.append(f"request {res['index']} returned no completion tokens (an empty answer)")
+        elif ignore_eos and res["ok"] and res.get("completion_tokens") != max_tokens:
+            problems.append(
+                f"request {res['index']} returned {res.get('completion_tokens')} completion tokens, "
+                f"expected {max_tokens} (finish_reason={res.get('finish_reason')})"
+            )
     return problems
 
 

@@ -14,6 +14,8 @@ description:
     profiler (C(POST /start_profile)), sends a workload of completions or chat completions, stops the
     profiler (C(POST /stop_profile)) and waits until the new trace files are complete.
   - C(/stop_profile) is always sent once C(/start_profile) was, also when the workload failed.
+  - With O(profile=false) it sends only the workload, with the same options and checks (a smoke test, or
+    Nsight Systems' whole-run capture, which records everything the server does while it runs).
   - The server must have been started with its profiler on. vLLM 0.5.5 to 0.12 use the environment
     variable C(VLLM_TORCH_PROFILER_DIR), 0.13 to 0.15 accept both it and C(--profiler-config), from
     0.16 only C(--profiler-config) works (the P(vllm_infra.profiling.profiler_switch#filter) filter
@@ -82,6 +84,13 @@ options:
         server writes.
     type: float
     default: 300
+  profile:
+    description:
+      - Start the profiler before the workload and stop it after. When false, the module sends only the
+        workload; O(profile_dir), O(profile_prefix), O(delay_iterations), O(max_iterations) and O(stop_stale)
+        must then be left out.
+    type: bool
+    default: true
   profile_dir:
     description:
       - Directory on the host running this module where the server's traces land (the host side of the
@@ -138,7 +147,7 @@ options:
       - Ask vLLM to generate exactly O(max_tokens) tokens, ignoring the end-of-sequence token.
       - On by default so that the token count, and with it the number of engine steps in the trace, is the
         same on every run and every model; the module then fails when a request returns fewer tokens.
-      - When false, the counts are reported but not checked.
+      - When false, the counts are reported and only an answer without any completion token fails.
     type: bool
     default: true
   extra_body:
@@ -166,6 +175,14 @@ EXAMPLES = r"""
 - name: Show where the traces are
   ansible.builtin.debug:
     msg: "{{ capture.traces | map(attribute='path') | list }}"
+
+- name: Only the workload, no profiler calls (a smoke test, or under Nsight Systems' whole-run capture)
+  vllm_infra.profiling.vllm_profiler_session:
+    url: http://127.0.0.1:8000
+    profile: false
+    prompt: What is the capital of France?
+    max_tokens: 50
+    ignore_eos: false
 
 - name: A heavier workload through the chat endpoint, stopping a forgotten session first
   vllm_infra.profiling.vllm_profiler_session:
@@ -294,7 +311,9 @@ workload:
   type: dict
   sample: {sent: 1, succeeded: 1, prompt_tokens: 7, completion_tokens: 10, latency_mean: 0.31, latency_max: 0.31}
 plan:
-  description: What the module does or would do (the requests' bodies are in C(requests)).
+  description:
+    - What the module does or would do (the requests' bodies are in C(requests)).
+    - C(start_profile) and C(stop_profile) are V(null) with O(profile=false).
   returned: always
   type: dict
   sample:
@@ -345,6 +364,14 @@ from ansible_collections.vllm_infra.profiling.plugins.module_utils._vllm_api imp
 APPEAR_TIMEOUT = 60
 
 
+def workload_failure(problems):
+    """The failure message for a workload's problems (the first five, and how many more)."""
+    msg = f"workload failed: {'; '.join(problems[:5])}"
+    if len(problems) > 5:
+        msg += f" (and {len(problems) - 5} more)"
+    return msg
+
+
 class ProfilerSessionManager:
     """One capture: ready -> start -> workload -> stop (always) -> wait for the traces."""
 
@@ -383,6 +410,15 @@ class ProfilerSessionManager:
 
     def validate(self):
         p = self.params
+        if not p["profile"]:
+            # Without a session these have nothing to act on: say so rather than ignore them.
+            unused = [
+                name
+                for name in ("profile_dir", "profile_prefix", "delay_iterations", "max_iterations")
+                if p[name] is not None
+            ] + (["stop_stale"] if p["stop_stale"] else [])
+            if unused:
+                self.module.fail_json(msg=f"profile=false sends no /start_profile: leave out {', '.join(unused)}")
         for name in ("max_tokens", "concurrency", "num_requests"):
             if p[name] is not None and p[name] < 1:
                 self.module.fail_json(msg=f"{name} must be at least 1, got {p[name]}")
@@ -449,12 +485,13 @@ class ProfilerSessionManager:
             ignore_eos=p["ignore_eos"],
             extra_body=p["extra_body"],
         )
+        profiled = p["profile"]
         return {
-            "start_profile": {"path": "/start_profile", "body": self.start_body()},
+            "start_profile": {"path": "/start_profile", "body": self.start_body()} if profiled else None,
             "endpoint": ENDPOINT_PATHS[p["endpoint"]],
             "requests": payloads,
             "concurrency": p["concurrency"],
-            "stop_profile": {"path": "/stop_profile"},
+            "stop_profile": {"path": "/stop_profile"} if profiled else None,
             "profile_dir": p["profile_dir"],
         }
 
@@ -464,7 +501,7 @@ class ProfilerSessionManager:
         except VllmApiError as exc:
             self.module.warn(f"check mode: could not read the server ({exc}); the plan uses the options only")
         self.results["plan"] = self.plan()
-        self.results["changed"] = True  # a real run captures a session
+        self.results["changed"] = self.params["profile"]  # a real run captures a session; completions change nothing
         return self.results
 
     def start(self):
@@ -563,6 +600,14 @@ class ProfilerSessionManager:
         self._timed("stop", started)
         return error
 
+    def workload_only(self, total):
+        """profile=false: the workload and its checks, no profiler calls."""
+        problems = self.workload()
+        self._timed("total", total)
+        if problems:
+            self.fail(workload_failure(problems))
+        return self.results
+
     def run(self):
         self.validate()
         total = self.clock()
@@ -576,6 +621,8 @@ class ProfilerSessionManager:
         except VllmApiError as exc:
             self.fail(str(exc))
         self.results["plan"] = self.plan()
+        if not self.params["profile"]:
+            return self.workload_only(total)
         directory = self.params["profile_dir"]
         self.before = snapshot(directory) if directory else None
 
@@ -590,9 +637,7 @@ class ProfilerSessionManager:
                 self.results["traces"], self.results["tables"] = collect_outputs(directory, self.before)
             self._timed("total", total)
             if problems:
-                msg = f"workload failed: {'; '.join(problems[:5])}"
-                if len(problems) > 5:
-                    msg += f" (and {len(problems) - 5} more)"
+                msg = workload_failure(problems)
                 msg += f". /stop_profile was sent{': ' + stop_error if stop_error else ' and answered'}"
                 self.fail(msg)
             self.fail(stop_error)
@@ -626,6 +671,7 @@ def main():
             "request_timeout": {"type": "float", "default": 120},
             "stop_timeout": {"type": "float", "default": 1800},
             "flush_timeout": {"type": "float", "default": 300},
+            "profile": {"type": "bool", "default": True},
             "profile_dir": {"type": "path"},
             "profile_prefix": {"type": "str"},
             "delay_iterations": {"type": "int"},

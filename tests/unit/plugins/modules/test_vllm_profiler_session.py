@@ -256,6 +256,59 @@ def test_without_profile_dir_no_trace_wait(capsys, server: FaultServer, profiles
     assert "flush" not in result["timings"]
 
 
+# ----------------------------------------------------------------------------- workload only
+def test_profile_false_sends_only_the_workload(capsys, server: FaultServer, profiles: Path) -> None:
+    """The nsys whole-run capture and the smoke test: the same workload, no profiler calls."""
+    before = sorted(p.name for p in profiles.iterdir())
+    result = run(capsys, {"url": server.url, "profile": False, "prompts": ["one", "two"], "num_requests": 4})
+    assert not result.get("failed"), result
+    assert result["changed"] is False  # completions change nothing on the server
+    assert server.paths() == ["GET /health", "GET /version", "GET /v1/models", *["POST /v1/completions"] * 4]
+    assert [c.body["prompt"] for c in server.calls if c.path == "/v1/completions"] == ["one", "two"] * 2
+    assert result["stop_attempted"] is False
+    assert result["plan"]["start_profile"] is None and result["plan"]["stop_profile"] is None
+    assert set(result["timings"]) == {"ready", "workload", "total"}
+    assert result["workload"]["completion_tokens"] == 40
+    assert sorted(p.name for p in profiles.iterdir()) == before
+
+
+def test_profile_false_checks_the_workload_as_torch_mode_does(capsys, server: FaultServer) -> None:
+    complete = server.routes[("POST", "/v1/completions")]
+
+    def short(req: Request):
+        status, body = complete(req)
+        body["usage"]["completion_tokens"] = 7
+        return status, body
+
+    server.routes[("POST", "/v1/completions")] = short
+    result = run(capsys, {"url": server.url, "profile": False})
+    assert result["failed"]
+    assert result["msg"] == (
+        "workload failed: request 0 returned 7 completion tokens, expected 10 (finish_reason=length)"
+    )
+    assert "POST /stop_profile" not in server.paths()
+    # Without ignore_eos (the smoke test) the count is reported, not checked.
+    result = run(capsys, {"url": server.url, "profile": False, "ignore_eos": False, "max_tokens": 50})
+    assert not result.get("failed"), result
+    assert result["workload"]["completion_tokens"] == 7
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"profile_dir": "/tmp"},
+        {"profile_prefix": "p1"},
+        {"max_iterations": 3},
+        {"stop_stale": True},
+    ],
+)
+def test_profile_false_refuses_session_options(capsys, server: FaultServer, extra: dict[str, t.Any]) -> None:
+    result = run(capsys, {"url": server.url, "profile": False, **extra})
+    assert result["failed"]
+    assert result["msg"] == f"profile=false sends no /start_profile: leave out {next(iter(extra))}"
+    assert server.calls == []
+
+
 def test_409_without_stop_stale_fails(capsys, server: FaultServer, profiles: Path) -> None:
     server.active = True  # a session someone else started
     result = run(capsys, args_for(server, profiles))
