@@ -197,6 +197,29 @@ def error_message(text):
     return text.strip()[:500]
 
 
+# The connection options every module that talks to vLLM takes (doc fragment vllm_infra.profiling.vllm_api).
+VLLM_CONNECTION_ARGS = {
+    "url": {"type": "str", "default": "http://127.0.0.1:8000"},
+    "api_key": {"type": "str", "no_log": True},
+    "validate_certs": {"type": "bool", "default": True},
+    "use_proxy": {"type": "bool", "default": False},
+    "ready_timeout": {"type": "float", "default": 600, "aliases": ["wait_timeout"]},
+    "request_timeout": {"type": "float", "default": 120},
+}
+
+
+def client_from_params(params, **kwargs):
+    """A ``VllmClient`` for a module's ``VLLM_CONNECTION_ARGS``."""
+    return VllmClient(
+        params["url"],
+        api_key=params["api_key"],
+        timeout=params["request_timeout"],
+        use_proxy=params["use_proxy"],
+        validate_certs=params["validate_certs"],
+        **kwargs,
+    )
+
+
 class VllmClient:
     """The endpoints of one vLLM server that a capture needs."""
 

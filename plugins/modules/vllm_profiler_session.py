@@ -28,6 +28,7 @@ author:
   - vllm_infra.profiling contributors (@vllm-infra)
 extends_documentation_fragment:
   - vllm_infra.profiling.attributes
+  - vllm_infra.profiling.vllm_api
 attributes:
   check_mode:
     support: full
@@ -41,34 +42,6 @@ attributes:
     details:
       - Every run captures a new session and writes new trace files.
 options:
-  url:
-    description: Base URL of the vLLM server (without C(/v1)).
-    type: str
-    default: http://127.0.0.1:8000
-  api_key:
-    description:
-      - API key of a server started with C(--api-key), sent as a bearer token in the C(Authorization) header.
-      - vLLM asks for it on C(/v1/*) only (models, completions).
-    type: str
-  validate_certs:
-    description: Verify the server's TLS certificate when O(url) is C(https).
-    type: bool
-    default: true
-  use_proxy:
-    description:
-      - Use the proxy named by the C(http_proxy)/C(https_proxy) environment variables.
-      - Off by default; vLLM is normally on the same host, and a proxy hop would be part of every latency
-        that RV(requests) reports.
-    type: bool
-    default: false
-  ready_timeout:
-    description: Seconds to wait for C(/health) to answer 200 (a large model takes minutes to load).
-    type: float
-    default: 600
-  request_timeout:
-    description: Seconds without an answer after which one request (completion, C(/start_profile), ...) fails.
-    type: float
-    default: 120
   stop_timeout:
     description:
       - Seconds to wait for C(/stop_profile) to answer. vLLM answers only once the traces are written,
@@ -350,11 +323,12 @@ from ansible_collections.vllm_infra.profiling.plugins.module_utils._profiler imp
 )
 from ansible_collections.vllm_infra.profiling.plugins.module_utils._vllm_api import (
     ENDPOINT_PATHS,
+    VLLM_CONNECTION_ARGS,
     VllmApiError,
-    VllmClient,
     VllmHttpError,
     VllmTimeoutError,
     build_payloads,
+    client_from_params,
     run_workload,
     workload_problems,
     workload_summary,
@@ -663,12 +637,7 @@ class ProfilerSessionManager:
 def main():
     module = AnsibleModule(
         argument_spec={
-            "url": {"type": "str", "default": "http://127.0.0.1:8000"},
-            "api_key": {"type": "str", "no_log": True},
-            "validate_certs": {"type": "bool", "default": True},
-            "use_proxy": {"type": "bool", "default": False},
-            "ready_timeout": {"type": "float", "default": 600},
-            "request_timeout": {"type": "float", "default": 120},
+            **VLLM_CONNECTION_ARGS,
             "stop_timeout": {"type": "float", "default": 1800},
             "flush_timeout": {"type": "float", "default": 300},
             "profile": {"type": "bool", "default": True},
@@ -688,14 +657,7 @@ def main():
         },
         supports_check_mode=True,
     )
-    client = VllmClient(
-        module.params["url"],
-        api_key=module.params["api_key"],
-        timeout=module.params["request_timeout"],
-        use_proxy=module.params["use_proxy"],
-        validate_certs=module.params["validate_certs"],
-    )
-    module.exit_json(**ProfilerSessionManager(module, client).run())
+    module.exit_json(**ProfilerSessionManager(module, client_from_params(module.params)).run())
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from ansible.module_utils.testing import patch_module_args
 from support import podman
 from support.fault_server import FaultServer, Request, vllm_error
 
+from ansible_collections.vllm_infra.profiling.plugins.doc_fragments import vllm_api as vllm_api_fragment
 from ansible_collections.vllm_infra.profiling.plugins.module_utils import _vllm_api
 from ansible_collections.vllm_infra.profiling.plugins.modules import vllm_profiler_session as M
 
@@ -476,6 +477,9 @@ def test_documentation_matches_the_argument_spec(monkeypatch: pytest.MonkeyPatch
     with pytest.raises(Capture):
         M.main()
     doc = yaml.safe_load(M.DOCUMENTATION)
+    fragment = yaml.safe_load(vllm_api_fragment.ModuleDocFragment.DOCUMENTATION)
+    assert "vllm_infra.profiling.vllm_api" in doc["extends_documentation_fragment"]
+    doc["options"].update(fragment["options"])
     assert isinstance(yaml.safe_load(M.EXAMPLES), list)
     assert isinstance(yaml.safe_load(M.RETURN), dict)
     assert set(doc["options"]) == set(captured)
