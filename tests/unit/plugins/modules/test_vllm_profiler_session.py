@@ -452,6 +452,9 @@ def test_api_key_is_no_log(capsys, server: FaultServer, profiles: Path) -> None:
         "plugins/modules/vllm_profiler_session.py",
         "plugins/module_utils/_vllm_api.py",
         "plugins/module_utils/_profiler.py",
+        "plugins/module_utils/_version.py",
+        "plugins/module_utils/_dnf.py",
+        "plugins/module_utils/_container.py",
     ],
 )
 def test_parses_as_python_3_9(path: str) -> None:
