@@ -36,7 +36,7 @@ PLAYBOOK_VARS = [
         "str",
         "vllm_hosts",
         None,
-        "profile_torch, profile_nsys, site, report",
+        "profile (profile_torch, profile_nsys), site, report",
         "Host pattern the profiling plays run on (a group name or any pattern, e.g. `gpu:&rhel9`).",
     ),
     (
