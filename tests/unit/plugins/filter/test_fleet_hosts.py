@@ -5,13 +5,12 @@ in-process, and once through real Ansible by its FQCN."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import typing as t
+from pathlib import Path
 
 import pytest
 from ansible.module_utils import _internal as ansible_internal
+from support import ansible
 
 
 @pytest.fixture
@@ -87,18 +86,26 @@ def test_the_artifact_record(fleet_hosts) -> None:
     assert (records["c"]["error"], records["c"]["failed_task"], records["c"]["prepare"]) == ("e", "t", "failed")
 
 
-def test_through_ansible_by_its_fqcn() -> None:
-    expr = (
-        "{{ {'a': {'status': 'running'}, 'b': {}}"
-        " | vllm_infra.profiling.fleet_hosts({'b': {'status': 'unreachable'}}) }}"
-    )
-    env = {**os.environ, "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json", "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1"}
-    proc = subprocess.run(
-        [os.path.join(os.path.dirname(sys.executable), "ansible"), "localhost", "-i", "localhost,", "-c", "local",
-         "-e", f"ansible_python_interpreter={sys.executable}", "-m", "ansible.builtin.debug",
-         "-a", json.dumps({"msg": expr})],
-        capture_output=True, text=True, env=env, timeout=120, check=False,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    msg = json.loads(proc.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]["msg"]
-    assert msg["a"]["status"] == "unreachable" and msg["b"]["status"] == "not profiled"
+REPORT_PLAYBOOK = """
+- name: The fleet records, by the filter's FQCN
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Write them
+      ansible.builtin.copy:
+        content: "{{ records | vllm_infra.profiling.fleet_hosts(prepare) | to_json }}"
+        dest: "{{ out }}"
+        mode: "0644"
+"""
+
+
+def test_through_ansible_by_its_fqcn(tmp_path: Path) -> None:
+    playbook, out = tmp_path / "records.yml", tmp_path / "records.json"
+    playbook.write_text(REPORT_PLAYBOOK)
+    records = {"a": {"status": "running"}, "b": {}, "c": CAPTURED}
+    variables = {"records": records, "prepare": {"b": {"status": "unreachable"}}, "out": str(out)}
+    proc = ansible.run_playbook(str(playbook), variables)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    written = json.loads(out.read_text())
+    assert [written[h]["status"] for h in "abc"] == ["unreachable", "not profiled", "captured"]
+    assert written["c"]["line"] == "captured -> /c/run1/a (2 files) 10 decode steps, 3.1 ms each"

@@ -32,21 +32,12 @@ def test_search_in_tool_output(text: str | None, version: tuple | None) -> None:
     assert parse_version(text) == version
 
 
-@pytest.mark.parametrize(
-    ("text", "version"),
-    [
-        ("0.32.0", (0, 32, 0)),
-        ("v0.12.0", (0, 12, 0)),
-        ("0.11.2.post2", (0, 11, 2)),
-        ("0.10.1.1+rhai1", (0, 10, 1)),
-        ("0.9.0rc1", (0, 9, 0)),
-        (" 1.0", (1, 0)),
-        ("rhaiis-3.2.1", None),  # a version later in the text is not a prefix
-        ("latest", None),
-    ],
-)
-def test_prefix_of_a_vllm_version(text: str, version: tuple | None) -> None:
-    assert parse_version(text, "prefix") == version
+def test_prefix_of_a_vllm_version() -> None:
+    """vLLM's own spellings are in test__profiler.py (through _profiler.parse_version); here, what prefix means."""
+    assert parse_version("0.10.1.1+rhai1", "prefix") == (0, 10, 1)
+    assert parse_version(" 1.0", "prefix") == (1, 0)
+    assert parse_version("rhaiis-3.2.1", "prefix") is None  # found by search, but not at the start
+    assert parse_version("rhaiis-3.2.1") == (3, 2, 1)
 
 
 @pytest.mark.parametrize(

@@ -8,29 +8,13 @@ import typing as t
 
 import pytest
 import yaml
+from support.module_spec import argument_spec
 
 from ansible_collections.vllm_infra.profiling.plugins.doc_fragments import vllm_api as fragment
 from ansible_collections.vllm_infra.profiling.plugins.module_utils._vllm_api import VLLM_CONNECTION_ARGS
 from ansible_collections.vllm_infra.profiling.plugins.modules import vllm_profiler_session, vllm_server_info
 
 MODULES = [vllm_profiler_session, vllm_server_info]
-
-
-class Captured(Exception):
-    pass
-
-
-def argument_spec(module: t.Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, t.Any]:
-    captured: dict[str, t.Any] = {}
-
-    def fake_module(argument_spec: dict[str, t.Any], **kw: t.Any) -> None:
-        captured.update(argument_spec)
-        raise Captured
-
-    monkeypatch.setattr(module, "AnsibleModule", fake_module)
-    with pytest.raises(Captured):
-        module.main()
-    return captured
 
 
 def test_the_fragment_documents_the_shared_spec() -> None:
