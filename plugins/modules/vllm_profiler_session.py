@@ -91,6 +91,13 @@ options:
       - vLLM before 0.32 does not tell (a second start is silently ignored there).
     type: bool
     default: false
+  fetch_dest:
+    description:
+      - Directory on the controller to copy this session's traces into (file names kept), in the same task;
+        the module's action plugin does it after the capture, checking each copy against the SHA-1 the module
+        returns in RV(traces). Not done in check mode or when the capture fails.
+      - Left out, the traces stay on the host only.
+    type: str
   model:
     description: Model name for the requests. Defaults to the first model the server serves.
     type: str
@@ -229,6 +236,9 @@ traces:
     compressed:
       description: Whether the file is gzip'd.
       type: bool
+    checksum:
+      description: SHA-1 of the file, with O(fetch_dest).
+      type: str
   sample:
     - path: /srv/vllm/profiles/rank0.1795823023642513601.pt.trace.json.gz
       name: rank0.1795823023642513601.pt.trace.json.gz
@@ -304,6 +314,24 @@ stop_attempted:
   description: Whether C(/stop_profile) was sent.
   returned: always
   type: bool
+fetched:
+  description: The traces copied to the controller, with O(fetch_dest).
+  returned: when O(fetch_dest) is set and the capture succeeded
+  type: list
+  elements: dict
+  contains:
+    path:
+      description: The trace on the host.
+      type: str
+    dest:
+      description: The copy on the controller.
+      type: str
+    checksum:
+      description: SHA-1 of the copy (the same as the host's file).
+      type: str
+    via:
+      description: C(connection) (copied by the connection) or C(slurp) (read by a module, under become).
+      type: str
 """
 
 import contextlib
@@ -336,6 +364,9 @@ from ansible_collections.vllm_infra.profiling.plugins.module_utils._vllm_api imp
 
 # vLLM answers /stop_profile once its traces are written: nothing new after this long is a wrong directory.
 APPEAR_TIMEOUT = 60
+# vLLM answers /stop_profile once its traces are written, and each trace's end is checked: the files only have
+# to look the same on two polls, so polls this far apart (not 0.5 s) keep the wait from dominating a small capture.
+FLUSH_POLL_INTERVAL = 0.1
 
 
 def workload_failure(problems):
@@ -388,7 +419,7 @@ class ProfilerSessionManager:
             # Without a session these have nothing to act on: say so rather than ignore them.
             unused = [
                 name
-                for name in ("profile_dir", "profile_prefix", "delay_iterations", "max_iterations")
+                for name in ("profile_dir", "profile_prefix", "delay_iterations", "max_iterations", "fetch_dest")
                 if p[name] is not None
             ] + (["stop_stale"] if p["stop_stale"] else [])
             if unused:
@@ -624,12 +655,17 @@ class ProfilerSessionManager:
                     self.before,
                     self.params["flush_timeout"],
                     appear_timeout=APPEAR_TIMEOUT,
+                    interval=FLUSH_POLL_INTERVAL,
                 )
             except TraceWaitTimeout as exc:
                 self.results["traces"] = exc.traces
                 self._timed("flush", started)
                 self.fail(f"{exc} (flush_timeout)")
             self._timed("flush", started)
+            if self.params["fetch_dest"]:
+                # For the action plugin, which checks its copies against these (the files were just read).
+                for trace in self.results["traces"]:
+                    trace["checksum"] = self.module.digest_from_file(trace["path"], "sha1")
         self._timed("total", total)
         return self.results
 
@@ -642,6 +678,7 @@ def main():
             "flush_timeout": {"type": "float", "default": 300},
             "profile": {"type": "bool", "default": True},
             "profile_dir": {"type": "path"},
+            "fetch_dest": {"type": "str"},
             "profile_prefix": {"type": "str"},
             "delay_iterations": {"type": "int"},
             "max_iterations": {"type": "int"},

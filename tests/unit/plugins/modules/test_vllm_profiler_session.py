@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import gzip
+import hashlib
 import json
 import time
 import typing as t
@@ -20,8 +21,9 @@ import pytest
 import yaml
 from ansible.module_utils import _internal as ansible_internal
 from ansible.module_utils.testing import patch_module_args
-from support import podman
+from support import ansible, podman
 from support.fault_server import FaultServer, Request, vllm_error
+from support.module_spec import argument_spec
 
 from ansible_collections.vllm_infra.profiling.plugins.doc_fragments import vllm_api as vllm_api_fragment
 from ansible_collections.vllm_infra.profiling.plugins.module_utils import _vllm_api
@@ -445,6 +447,63 @@ def test_api_key_is_no_log(capsys, server: FaultServer, profiles: Path) -> None:
     assert "s3cret-key-123" not in json.dumps(result)
 
 
+# ----------------------------------------------------------------------------- fetch_dest (action plugin)
+FETCH_PLAYBOOK = """
+- name: Capture and fetch in one task
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Capture
+      vllm_infra.profiling.vllm_profiler_session:
+        url: "{{ url }}"
+        profile_dir: "{{ profile_dir }}"
+        flush_timeout: 5
+        fetch_dest: "{{ dest }}"
+      register: capture
+
+    - name: Keep the result
+      ansible.builtin.copy:
+        content: "{{ capture | to_json }}"
+        dest: "{{ out }}"
+        mode: "0644"
+"""
+
+
+@pytest.mark.parametrize("become", [[], ["--become", "--become-method", "su"]], ids=["copy", "become-slurp"])
+def test_fetch_dest_copies_the_traces_in_the_same_task(
+    server: FaultServer, profiles: Path, tmp_path: Path, become: list[str]
+) -> None:
+    """Through real ansible-playbook (the action plugin runs only there): the session's traces, and only
+    them, land in fetch_dest, checked against the SHA-1 the module returned; under become they are read
+    through slurp (the connection's user may not read them), as ansible.builtin.fetch does."""
+    playbook = tmp_path / "fetch.yml"
+    playbook.write_text(FETCH_PLAYBOOK)
+    dest, out = tmp_path / "controller" / "run1", tmp_path / "result.json"
+    variables = {"url": server.url, "profile_dir": str(profiles), "dest": str(dest), "out": str(out)}
+    proc = ansible.run_playbook(str(playbook), variables, "-v", *become)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    result = json.loads(out.read_text())
+    assert sorted(p.name for p in dest.iterdir()) == sorted(server.written[0])  # not the earlier session's file
+    assert {f["dest"] for f in result["fetched"]} == {str(dest / name) for name in server.written[0]}
+    assert {f["via"] for f in result["fetched"]} == {"slurp" if become else "connection"}
+    for trace in result["traces"]:
+        copy = dest / trace["name"]
+        assert trace["checksum"] == hashlib.sha1(copy.read_bytes()).hexdigest()
+        assert copy.read_bytes() == (profiles / trace["name"]).read_bytes()
+
+
+def test_fetch_dest_is_not_fetched_in_check_mode(server: FaultServer, profiles: Path, tmp_path: Path) -> None:
+    playbook = tmp_path / "fetch.yml"
+    playbook.write_text(
+        FETCH_PLAYBOOK.replace("      register: capture", "      register: capture\n      check_mode: true")
+    )
+    dest, out = tmp_path / "controller", tmp_path / "result.json"
+    variables = {"url": server.url, "profile_dir": str(profiles), "dest": str(dest), "out": str(out)}
+    proc = ansible.run_playbook(str(playbook), variables)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert "fetched" not in json.loads(out.read_text()) and not dest.exists()
+
+
 # ----------------------------------------------------------------------------- target Python
 @pytest.mark.parametrize(
     "path",
@@ -467,18 +526,7 @@ def test_documentation_matches_the_argument_spec(monkeypatch: pytest.MonkeyPatch
     """DOCUMENTATION, EXAMPLES and RETURN are valid YAML, and every option is documented with the spec's
     type, default, choices and aliases (what ansible-test's validate-modules checks)."""
 
-    captured: dict[str, t.Any] = {}
-
-    class Capture(Exception):
-        pass
-
-    def fake_module(argument_spec: dict[str, t.Any], **kw: t.Any) -> None:
-        captured.update(argument_spec)
-        raise Capture
-
-    monkeypatch.setattr(M, "AnsibleModule", fake_module)
-    with pytest.raises(Capture):
-        M.main()
+    captured = argument_spec(M, monkeypatch)
     doc = yaml.safe_load(M.DOCUMENTATION)
     fragment = yaml.safe_load(vllm_api_fragment.ModuleDocFragment.DOCUMENTATION)
     assert "vllm_infra.profiling.vllm_api" in doc["extends_documentation_fragment"]
