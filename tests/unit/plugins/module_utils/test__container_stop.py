@@ -15,7 +15,7 @@ from ansible_collections.vllm_infra.profiling.plugins.module_utils._container im
     parse_running,
 )
 
-STEPS = [("SIGINT", 600.0), ("SIGTERM", 60.0)]
+STEPS = (("SIGINT", 600.0), ("SIGTERM", 60.0))
 
 
 class FakeContainer:
@@ -51,9 +51,9 @@ class FakeContainer:
         self.log.append("rm")
         self.running = False
 
-    def stop(self, steps: list[tuple[str, float]] = STEPS) -> dict[str, t.Any]:
+    def stop(self, steps: t.Sequence[tuple[str, float]] = STEPS) -> dict[str, t.Any]:
         return escalate(
-            steps, is_running=self.is_running, send=self.send, wait=self.wait, remove=self.remove, clock=self.clock
+            list(steps), is_running=self.is_running, send=self.send, wait=self.wait, remove=self.remove, clock=self.clock
         )
 
 
