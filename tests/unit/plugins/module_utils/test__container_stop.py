@@ -53,7 +53,12 @@ class FakeContainer:
 
     def stop(self, steps: t.Sequence[tuple[str, float]] = STEPS) -> dict[str, t.Any]:
         return escalate(
-            list(steps), is_running=self.is_running, send=self.send, wait=self.wait, remove=self.remove, clock=self.clock
+            list(steps),
+            is_running=self.is_running,
+            send=self.send,
+            wait=self.wait,
+            remove=self.remove,
+            clock=self.clock,
         )
 
 
