@@ -16,8 +16,6 @@ description:
   - Made for processes that write their results only when they end normally, such as Nsight Systems' C(nsys profile),
     which writes its report on SIGINT (the image's C(STOPSIGNAL); podman's init forwards it).
   - A container that is not running (exited, or missing) is left alone.
-author:
-  - vllm_infra.profiling contributors (@vllm-infra)
 extends_documentation_fragment:
   - vllm_infra.profiling.attributes
 attributes:
@@ -55,6 +53,8 @@ options:
     description: The podman binary (a name on E(PATH) or a path).
     type: str
     default: podman
+author:
+  - vllm_infra.profiling contributors (@vllm-infra)
 """
 
 EXAMPLES = r"""
