@@ -132,7 +132,9 @@ def test_job_templates_name_playbooks_that_parse() -> None:
     assert playbooks == {"playbooks/prepare_hosts.yml", "playbooks/site.yml"}
     for jt in data["job_templates"]:
         assert (REPO / "docs" / "awx" / jt["survey"]).is_file()
-    for playbook in sorted(playbooks | {"playbooks/profile.yml", "playbooks/profile_nsys.yml", "playbooks/profile_torch.yml"}):
+    for playbook in sorted(
+        playbooks | {"playbooks/profile.yml", "playbooks/profile_nsys.yml", "playbooks/profile_torch.yml"}
+    ):
         proc = subprocess.run(
             ["ansible-playbook", "--syntax-check", playbook],
             cwd=REPO, env=ansible.env(), capture_output=True, text=True, timeout=120, check=False,
