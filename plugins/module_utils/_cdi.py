@@ -16,6 +16,8 @@ import os
 import re
 import typing as t
 
+from ansible_collections.vllm_infra.profiling.plugins.module_utils._version import parse_version, version_str
+
 try:
     import yaml
 
@@ -74,7 +76,6 @@ ADDITIONAL_GIDS_FLAG = "no-additional-gids-for-device-nodes"
 _KIND_VENDOR_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$")
 _KIND_CLASS_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]*[A-Za-z0-9])?$")
 _DEVICE_NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_.:-]*[A-Za-z0-9])?$")
-_SEMVER_RE = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)$")
 # Driver-versioned user-space libraries in a spec: libcuda.so.580.126.09, libnvidia-ml.so.535.161
 # (WSL's libcuda.so.1.1 is not a driver version: the first part has fewer than three digits).
 _DRIVER_LIB_RE = re.compile(r"(?:^|/)lib(?:cuda|nvidia-ml)\.so\.(\d{3,}\.\d+(?:\.\d+)?)$")
@@ -103,12 +104,7 @@ class SpecParseError(ValueError):
 
 def semver(version: t.Any) -> tuple[int, int, int] | None:
     """``"0.5.0"`` -> (0, 5, 0); None for anything that is not X.Y.Z (the CDI library needs semver)."""
-    match = _SEMVER_RE.match(str(version).strip()) if version is not None else None
-    return (int(match.group(1)), int(match.group(2)), int(match.group(3))) if match else None
-
-
-def _vstr(version: tuple[int, ...]) -> str:
-    return ".".join(str(part) for part in version)
+    return parse_version(version, "exact")
 
 
 # --------------------------------------------------------------------------- parsing
@@ -168,7 +164,7 @@ def min_required_version(spec: dict[str, t.Any]) -> tuple[str, list[str]]:
     if not needs:
         return "0.3.0", []
     top = max(need[0] for need in needs)
-    return _vstr(top), [reason for version, reason in needs if version == top]
+    return version_str(top), [reason for version, reason in needs if version == top]
 
 
 def driver_libraries(spec: dict[str, t.Any]) -> list[str]:
@@ -480,7 +476,7 @@ def first_podman_reading(version: str) -> str | None:
     wanted = semver(version)
     for first, max_version, _evidence in PODMAN_CDI_SUPPORT:
         if wanted is not None and semver(max_version) >= wanted:
-            return _vstr(first[:2])
+            return version_str(first[:2])
     return None
 
 
@@ -514,7 +510,7 @@ def check_podman_compat(specs: t.Sequence[dict[str, t.Any]], podman_version: t.S
     and the fix), ``warnings`` (spec versions newer than any this collection knows) and ``skipped``
     (paths of specs this podman cannot read).
     """
-    podman = _vstr(tuple(podman_version))
+    podman = version_str(tuple(podman_version))
     podman_max, evidence = podman_max_spec_version(podman_version)
     result: dict[str, t.Any] = {
         "max_cdi_version": podman_max,

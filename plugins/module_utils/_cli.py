@@ -12,30 +12,9 @@ builds argv but does not know how to run anything; ``ModuleCliClient`` binds it 
 from __future__ import annotations
 
 import os
-import re
 import typing as t
 
-_VERSION_RE = re.compile(r"(?<![\d.])(\d+)\.(\d+)(?:\.(\d+))?")
-
-
-def parse_version(text: str | None) -> tuple[int, ...] | None:
-    """First ``X.Y[.Z]`` in ``text`` as a tuple of ints (``podman version 4.3.1`` -> (4, 3, 1))."""
-    if not text:
-        return None
-    match = _VERSION_RE.search(text)
-    if not match:
-        return None
-    return tuple(int(part) for part in match.groups() if part is not None)
-
-
-def version_str(version: t.Sequence[int] | None) -> str | None:
-    return None if version is None else ".".join(str(part) for part in version)
-
-
-def version_key(version: t.Sequence[int]) -> tuple[int, int, int]:
-    """Pad to three parts so that (5, 1) == (5, 1, 0) when comparing."""
-    parts = [*list(version)[:3], 0, 0, 0]
-    return (parts[0], parts[1], parts[2])
+from ansible_collections.vllm_infra.profiling.plugins.module_utils._version import parse_version
 
 
 class CliResult(t.NamedTuple):

@@ -38,6 +38,8 @@ import re
 import time
 import zlib
 
+from ansible_collections.vllm_infra.profiling.plugins.module_utils import _version
+
 # --------------------------------------------------------------------------------------
 # Versions
 # --------------------------------------------------------------------------------------
@@ -62,8 +64,6 @@ TORCH_OPTIONS = (
     ("use_gzip", "VLLM_TORCH_PROFILER_USE_GZIP", "torch_profiler_use_gzip", True),
 )
 
-_VERSION_RE = re.compile(r"^\s*v?(\d+)\.(\d+)(?:\.(\d+))?")
-
 
 class ProfilerSwitchError(ValueError):
     """The requested profiler set-up cannot be expressed for this vLLM version."""
@@ -71,10 +71,10 @@ class ProfilerSwitchError(ValueError):
 
 def parse_version(version):
     """``'0.11.2.post2'``, ``'v0.12.0'``, ``'0.10.1.1+rhai1'``, ``'0.9.0rc1'`` -> ``(major, minor, patch)``."""
-    match = _VERSION_RE.match(str(version or ""))
-    if not match:
+    parsed = _version.parse_version(version or "", "prefix")
+    if parsed is None:
         raise ProfilerSwitchError(f"cannot read a vLLM version from {version!r} (expected e.g. '0.12.2')")
-    return tuple(int(part or 0) for part in match.groups())
+    return _version.version_key(parsed)
 
 
 def version_str(parsed):

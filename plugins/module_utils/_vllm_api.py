@@ -197,6 +197,29 @@ def error_message(text):
     return text.strip()[:500]
 
 
+# The connection options every module that talks to vLLM takes (doc fragment vllm_infra.profiling.vllm_api).
+VLLM_CONNECTION_ARGS = {
+    "url": {"type": "str", "default": "http://127.0.0.1:8000"},
+    "api_key": {"type": "str", "no_log": True},
+    "validate_certs": {"type": "bool", "default": True},
+    "use_proxy": {"type": "bool", "default": False},
+    "ready_timeout": {"type": "float", "default": 600, "aliases": ["wait_timeout"]},
+    "request_timeout": {"type": "float", "default": 120},
+}
+
+
+def client_from_params(params, **kwargs):
+    """A ``VllmClient`` for a module's ``VLLM_CONNECTION_ARGS``."""
+    return VllmClient(
+        params["url"],
+        api_key=params["api_key"],
+        timeout=params["request_timeout"],
+        use_proxy=params["use_proxy"],
+        validate_certs=params["validate_certs"],
+        **kwargs,
+    )
+
+
 class VllmClient:
     """The endpoints of one vLLM server that a capture needs."""
 
@@ -354,7 +377,7 @@ def workload_problems(results, max_tokens, ignore_eos=True):
 
     With ``ignore_eos`` every request must return exactly ``max_tokens`` completion tokens:
     anything else means the server cut the generation short (max_model_len, an abort) and the
-    trace would not show the steps asked for.
+    trace would not show the steps asked for. Without it an empty answer is still a problem.
     """
     problems = []
     failed = [r for r in results if not r["ok"] and not r.get("skipped")]
@@ -363,13 +386,15 @@ def workload_problems(results, max_tokens, ignore_eos=True):
         problems.append(f"request {res['index']} failed: {res['error']}")
     if skipped:
         problems.append(f"{len(skipped)} of {len(results)} requests not sent after the failure")
-    if ignore_eos:
-        for res in results:
-            if res["ok"] and res.get("completion_tokens") != max_tokens:
-                problems.append(
-                    f"request {res['index']} returned {res.get('completion_tokens')} completion tokens, "
-                    f"expected {max_tokens} (finish_reason={res.get('finish_reason')})"
-                )
+    for res in results:
+        if res["ok"] and not res.get("completion_tokens"):
+            # Even a model that stops at once returns its end-of-sequence token: nothing came back.
+            problems.append(f"request {res['index']} returned no completion tokens (an empty answer)")
+        elif ignore_eos and res["ok"] and res.get("completion_tokens") != max_tokens:
+            problems.append(
+                f"request {res['index']} returned {res.get('completion_tokens')} completion tokens, "
+                f"expected {max_tokens} (finish_reason={res.get('finish_reason')})"
+            )
     return problems
 
 

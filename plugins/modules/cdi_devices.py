@@ -271,7 +271,8 @@ import typing as t
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.vllm_infra.profiling.plugins.module_utils import _cdi
-from ansible_collections.vllm_infra.profiling.plugins.module_utils._cli import ModuleCliClient, parse_version
+from ansible_collections.vllm_infra.profiling.plugins.module_utils._cli import ModuleCliClient
+from ansible_collections.vllm_infra.profiling.plugins.module_utils._version import parse_version
 
 
 class CdiDevicesManager:

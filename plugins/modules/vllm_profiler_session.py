@@ -14,6 +14,8 @@ description:
     profiler (C(POST /start_profile)), sends a workload of completions or chat completions, stops the
     profiler (C(POST /stop_profile)) and waits until the new trace files are complete.
   - C(/stop_profile) is always sent once C(/start_profile) was, also when the workload failed.
+  - With O(profile=false) it sends only the workload, with the same options and checks (a smoke test, or
+    Nsight Systems' whole-run capture, which records everything the server does while it runs).
   - The server must have been started with its profiler on. vLLM 0.5.5 to 0.12 use the environment
     variable C(VLLM_TORCH_PROFILER_DIR), 0.13 to 0.15 accept both it and C(--profiler-config), from
     0.16 only C(--profiler-config) works (the P(vllm_infra.profiling.profiler_switch#filter) filter
@@ -26,6 +28,7 @@ author:
   - vllm_infra.profiling contributors (@vllm-infra)
 extends_documentation_fragment:
   - vllm_infra.profiling.attributes
+  - vllm_infra.profiling.vllm_api
 attributes:
   check_mode:
     support: full
@@ -39,34 +42,6 @@ attributes:
     details:
       - Every run captures a new session and writes new trace files.
 options:
-  url:
-    description: Base URL of the vLLM server (without C(/v1)).
-    type: str
-    default: http://127.0.0.1:8000
-  api_key:
-    description:
-      - API key of a server started with C(--api-key), sent as a bearer token in the C(Authorization) header.
-      - vLLM asks for it on C(/v1/*) only (models, completions).
-    type: str
-  validate_certs:
-    description: Verify the server's TLS certificate when O(url) is C(https).
-    type: bool
-    default: true
-  use_proxy:
-    description:
-      - Use the proxy named by the C(http_proxy)/C(https_proxy) environment variables.
-      - Off by default; vLLM is normally on the same host, and a proxy hop would be part of every latency
-        that RV(requests) reports.
-    type: bool
-    default: false
-  ready_timeout:
-    description: Seconds to wait for C(/health) to answer 200 (a large model takes minutes to load).
-    type: float
-    default: 600
-  request_timeout:
-    description: Seconds without an answer after which one request (completion, C(/start_profile), ...) fails.
-    type: float
-    default: 120
   stop_timeout:
     description:
       - Seconds to wait for C(/stop_profile) to answer. vLLM answers only once the traces are written,
@@ -82,6 +57,13 @@ options:
         server writes.
     type: float
     default: 300
+  profile:
+    description:
+      - Start the profiler before the workload and stop it after. When false, the module sends only the
+        workload; O(profile_dir), O(profile_prefix), O(delay_iterations), O(max_iterations) and O(stop_stale)
+        must then be left out.
+    type: bool
+    default: true
   profile_dir:
     description:
       - Directory on the host running this module where the server's traces land (the host side of the
@@ -109,6 +91,13 @@ options:
       - vLLM before 0.32 does not tell (a second start is silently ignored there).
     type: bool
     default: false
+  fetch_dest:
+    description:
+      - Directory on the controller to copy this session's traces into (file names kept), in the same task;
+        the module's action plugin does it after the capture, checking each copy against the SHA-1 the module
+        returns in RV(traces). Not done in check mode or when the capture fails.
+      - Left out, the traces stay on the host only.
+    type: str
   model:
     description: Model name for the requests. Defaults to the first model the server serves.
     type: str
@@ -138,7 +127,7 @@ options:
       - Ask vLLM to generate exactly O(max_tokens) tokens, ignoring the end-of-sequence token.
       - On by default so that the token count, and with it the number of engine steps in the trace, is the
         same on every run and every model; the module then fails when a request returns fewer tokens.
-      - When false, the counts are reported but not checked.
+      - When false, the counts are reported and only an answer without any completion token fails.
     type: bool
     default: true
   extra_body:
@@ -166,6 +155,14 @@ EXAMPLES = r"""
 - name: Show where the traces are
   ansible.builtin.debug:
     msg: "{{ capture.traces | map(attribute='path') | list }}"
+
+- name: Only the workload, no profiler calls (a smoke test, or under Nsight Systems' whole-run capture)
+  vllm_infra.profiling.vllm_profiler_session:
+    url: http://127.0.0.1:8000
+    profile: false
+    prompt: What is the capital of France?
+    max_tokens: 50
+    ignore_eos: false
 
 - name: A heavier workload through the chat endpoint, stopping a forgotten session first
   vllm_infra.profiling.vllm_profiler_session:
@@ -239,6 +236,9 @@ traces:
     compressed:
       description: Whether the file is gzip'd.
       type: bool
+    checksum:
+      description: SHA-1 of the file, with O(fetch_dest).
+      type: str
   sample:
     - path: /srv/vllm/profiles/rank0.1795823023642513601.pt.trace.json.gz
       name: rank0.1795823023642513601.pt.trace.json.gz
@@ -294,7 +294,9 @@ workload:
   type: dict
   sample: {sent: 1, succeeded: 1, prompt_tokens: 7, completion_tokens: 10, latency_mean: 0.31, latency_max: 0.31}
 plan:
-  description: What the module does or would do (the requests' bodies are in C(requests)).
+  description:
+    - What the module does or would do (the requests' bodies are in C(requests)).
+    - C(start_profile) and C(stop_profile) are V(null) with O(profile=false).
   returned: always
   type: dict
   sample:
@@ -312,6 +314,24 @@ stop_attempted:
   description: Whether C(/stop_profile) was sent.
   returned: always
   type: bool
+fetched:
+  description: The traces copied to the controller, with O(fetch_dest).
+  returned: when O(fetch_dest) is set and the capture succeeded
+  type: list
+  elements: dict
+  contains:
+    path:
+      description: The trace on the host.
+      type: str
+    dest:
+      description: The copy on the controller.
+      type: str
+    checksum:
+      description: SHA-1 of the copy (the same as the host's file).
+      type: str
+    via:
+      description: C(connection) (copied by the connection) or C(slurp) (read by a module, under become).
+      type: str
 """
 
 import contextlib
@@ -331,11 +351,12 @@ from ansible_collections.vllm_infra.profiling.plugins.module_utils._profiler imp
 )
 from ansible_collections.vllm_infra.profiling.plugins.module_utils._vllm_api import (
     ENDPOINT_PATHS,
+    VLLM_CONNECTION_ARGS,
     VllmApiError,
-    VllmClient,
     VllmHttpError,
     VllmTimeoutError,
     build_payloads,
+    client_from_params,
     run_workload,
     workload_problems,
     workload_summary,
@@ -343,6 +364,17 @@ from ansible_collections.vllm_infra.profiling.plugins.module_utils._vllm_api imp
 
 # vLLM answers /stop_profile once its traces are written: nothing new after this long is a wrong directory.
 APPEAR_TIMEOUT = 60
+# vLLM answers /stop_profile once its traces are written, and each trace's end is checked: the files only have
+# to look the same on two polls, so polls this far apart (not 0.5 s) keep the wait from dominating a small capture.
+FLUSH_POLL_INTERVAL = 0.1
+
+
+def workload_failure(problems):
+    """The failure message for a workload's problems (the first five, and how many more)."""
+    msg = f"workload failed: {'; '.join(problems[:5])}"
+    if len(problems) > 5:
+        msg += f" (and {len(problems) - 5} more)"
+    return msg
 
 
 class ProfilerSessionManager:
@@ -383,6 +415,15 @@ class ProfilerSessionManager:
 
     def validate(self):
         p = self.params
+        if not p["profile"]:
+            # Without a session these have nothing to act on: say so rather than ignore them.
+            unused = [
+                name
+                for name in ("profile_dir", "profile_prefix", "delay_iterations", "max_iterations", "fetch_dest")
+                if p[name] is not None
+            ] + (["stop_stale"] if p["stop_stale"] else [])
+            if unused:
+                self.module.fail_json(msg=f"profile=false sends no /start_profile: leave out {', '.join(unused)}")
         for name in ("max_tokens", "concurrency", "num_requests"):
             if p[name] is not None and p[name] < 1:
                 self.module.fail_json(msg=f"{name} must be at least 1, got {p[name]}")
@@ -449,12 +490,13 @@ class ProfilerSessionManager:
             ignore_eos=p["ignore_eos"],
             extra_body=p["extra_body"],
         )
+        profiled = p["profile"]
         return {
-            "start_profile": {"path": "/start_profile", "body": self.start_body()},
+            "start_profile": {"path": "/start_profile", "body": self.start_body()} if profiled else None,
             "endpoint": ENDPOINT_PATHS[p["endpoint"]],
             "requests": payloads,
             "concurrency": p["concurrency"],
-            "stop_profile": {"path": "/stop_profile"},
+            "stop_profile": {"path": "/stop_profile"} if profiled else None,
             "profile_dir": p["profile_dir"],
         }
 
@@ -464,7 +506,7 @@ class ProfilerSessionManager:
         except VllmApiError as exc:
             self.module.warn(f"check mode: could not read the server ({exc}); the plan uses the options only")
         self.results["plan"] = self.plan()
-        self.results["changed"] = True  # a real run captures a session
+        self.results["changed"] = self.params["profile"]  # a real run captures a session; completions change nothing
         return self.results
 
     def start(self):
@@ -563,6 +605,14 @@ class ProfilerSessionManager:
         self._timed("stop", started)
         return error
 
+    def workload_only(self, total):
+        """profile=false: the workload and its checks, no profiler calls."""
+        problems = self.workload()
+        self._timed("total", total)
+        if problems:
+            self.fail(workload_failure(problems))
+        return self.results
+
     def run(self):
         self.validate()
         total = self.clock()
@@ -576,6 +626,8 @@ class ProfilerSessionManager:
         except VllmApiError as exc:
             self.fail(str(exc))
         self.results["plan"] = self.plan()
+        if not self.params["profile"]:
+            return self.workload_only(total)
         directory = self.params["profile_dir"]
         self.before = snapshot(directory) if directory else None
 
@@ -590,9 +642,7 @@ class ProfilerSessionManager:
                 self.results["traces"], self.results["tables"] = collect_outputs(directory, self.before)
             self._timed("total", total)
             if problems:
-                msg = f"workload failed: {'; '.join(problems[:5])}"
-                if len(problems) > 5:
-                    msg += f" (and {len(problems) - 5} more)"
+                msg = workload_failure(problems)
                 msg += f". /stop_profile was sent{': ' + stop_error if stop_error else ' and answered'}"
                 self.fail(msg)
             self.fail(stop_error)
@@ -605,12 +655,17 @@ class ProfilerSessionManager:
                     self.before,
                     self.params["flush_timeout"],
                     appear_timeout=APPEAR_TIMEOUT,
+                    interval=FLUSH_POLL_INTERVAL,
                 )
             except TraceWaitTimeout as exc:
                 self.results["traces"] = exc.traces
                 self._timed("flush", started)
                 self.fail(f"{exc} (flush_timeout)")
             self._timed("flush", started)
+            if self.params["fetch_dest"]:
+                # For the action plugin, which checks its copies against these (the files were just read).
+                for trace in self.results["traces"]:
+                    trace["checksum"] = self.module.digest_from_file(trace["path"], "sha1")
         self._timed("total", total)
         return self.results
 
@@ -618,15 +673,12 @@ class ProfilerSessionManager:
 def main():
     module = AnsibleModule(
         argument_spec={
-            "url": {"type": "str", "default": "http://127.0.0.1:8000"},
-            "api_key": {"type": "str", "no_log": True},
-            "validate_certs": {"type": "bool", "default": True},
-            "use_proxy": {"type": "bool", "default": False},
-            "ready_timeout": {"type": "float", "default": 600},
-            "request_timeout": {"type": "float", "default": 120},
+            **VLLM_CONNECTION_ARGS,
             "stop_timeout": {"type": "float", "default": 1800},
             "flush_timeout": {"type": "float", "default": 300},
+            "profile": {"type": "bool", "default": True},
             "profile_dir": {"type": "path"},
+            "fetch_dest": {"type": "str"},
             "profile_prefix": {"type": "str"},
             "delay_iterations": {"type": "int"},
             "max_iterations": {"type": "int"},
@@ -642,14 +694,7 @@ def main():
         },
         supports_check_mode=True,
     )
-    client = VllmClient(
-        module.params["url"],
-        api_key=module.params["api_key"],
-        timeout=module.params["request_timeout"],
-        use_proxy=module.params["use_proxy"],
-        validate_certs=module.params["validate_certs"],
-    )
-    module.exit_json(**ProfilerSessionManager(module, client).run())
+    module.exit_json(**ProfilerSessionManager(module, client_from_params(module.params)).run())
 
 
 if __name__ == "__main__":

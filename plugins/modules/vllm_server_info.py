@@ -18,14 +18,8 @@ description:
 extends_documentation_fragment:
   - vllm_infra.profiling.attributes
   - vllm_infra.profiling.attributes.INFO_MODULE
+  - vllm_infra.profiling.vllm_api
 options:
-  url:
-    description: Base URL of the server.
-    type: str
-    default: http://127.0.0.1:8000
-  api_key:
-    description: API key the server requires (sent as a Bearer token).
-    type: str
   container:
     description: Name of the podman container that runs the server, watched while waiting.
     type: str
@@ -33,16 +27,6 @@ options:
     description: The podman binary (a name on E(PATH) or a path).
     type: str
     default: podman
-  wait_timeout:
-    description:
-      - Seconds to wait for C(/health) to answer 200. V(0) asks once and fails if the server is not ready.
-      - Loading a large model (and downloading it) takes minutes.
-    type: int
-    default: 600
-  request_timeout:
-    description: Seconds for each HTTP request.
-    type: int
-    default: 10
   log_lines:
     description: How many of the container's last log lines a failure shows.
     type: int
@@ -56,7 +40,7 @@ EXAMPLES = r"""
   vllm_infra.profiling.vllm_server_info:
     url: http://127.0.0.1:8000
     container: vllm-profile
-    wait_timeout: 1200
+    ready_timeout: 1200
   register: server
 
 - name: Show what it serves
@@ -96,7 +80,11 @@ from ansible_collections.vllm_infra.profiling.plugins.module_utils._container im
     container_log_tail,
     container_state,
 )
-from ansible_collections.vllm_infra.profiling.plugins.module_utils._vllm_api import VllmApiError, VllmClient
+from ansible_collections.vllm_infra.profiling.plugins.module_utils._vllm_api import (
+    VLLM_CONNECTION_ARGS,
+    VllmApiError,
+    client_from_params,
+)
 
 
 class ContainerStopped(Exception):
@@ -109,9 +97,7 @@ class ServerWaiter:
     def __init__(self, module: AnsibleModule) -> None:
         self.module = module
         self.params = module.params
-        self.client = VllmClient(
-            self.params["url"], api_key=self.params["api_key"], timeout=self.params["request_timeout"]
-        )
+        self.client = client_from_params(self.params)
         self.podman = module.get_bin_path(self.params["podman_executable"], required=bool(self.params["container"]))
         self.last_state = None
 
@@ -137,7 +123,7 @@ class ServerWaiter:
     def run(self) -> dict:
         try:
             self.check_container()
-            waited = self.client.wait_ready(self.params["wait_timeout"], sleep=self.pause)
+            waited = self.client.wait_ready(self.params["ready_timeout"], sleep=self.pause)
             result = {"waited": round(waited, 1), "version": self.client.version(), "models": self.client.models()}
         except ContainerStopped as exc:
             self.fail_with_logs(
@@ -153,12 +139,9 @@ class ServerWaiter:
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
-            "url": {"type": "str", "default": "http://127.0.0.1:8000"},
-            "api_key": {"type": "str", "no_log": True},
+            **VLLM_CONNECTION_ARGS,
             "container": {"type": "str"},
             "podman_executable": {"type": "str", "default": "podman"},
-            "wait_timeout": {"type": "int", "default": 600},
-            "request_timeout": {"type": "int", "default": 10},
             "log_lines": {"type": "int", "default": 40},
         },
         supports_check_mode=True,

@@ -72,6 +72,37 @@ def test_variables_doc_is_up_to_date() -> None:
         assert f"`{name}`" in text, name
 
 
+def test_every_role_option_is_described() -> None:
+    assert variables_doc.undescribed_options() == []
+
+
+@pytest.mark.parametrize(
+    ("description", "undescribed"),
+    [
+        ("", True),
+        (None, True),
+        ("vllm_profile_port", True),
+        ("`vllm_profile_port`.", True),
+        ("VLLM_PROFILE_PORT", True),
+        ("Host port the server's API is published on.", False),
+        ("vllm_profile_port of the server", False),
+    ],
+)
+def test_the_generator_refuses_name_only_descriptions(
+    description: str | None, undescribed: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    role = tmp_path / "roles" / "r" / "meta"
+    role.mkdir(parents=True)
+    option = {"type": "int"} if description is None else {"type": "int", "description": description}
+    spec = {"argument_specs": {"main": {"options": {"vllm_profile_port": option}}}}
+    (role / "argument_specs.yml").write_text(yaml.safe_dump(spec))
+    monkeypatch.setattr(variables_doc, "REPO", tmp_path)
+    assert variables_doc.undescribed_options() == (["r main vllm_profile_port"] if undescribed else [])
+    if undescribed:
+        assert variables_doc.main(["--check"]) == 1
+        assert "r main vllm_profile_port" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("survey", sorted((REPO / "docs" / "awx").glob("survey_*.json")), ids=lambda p: p.stem)
 def test_survey_questions_match_the_roles(survey: Path) -> None:
     spec = json.loads(survey.read_text())["spec"]
@@ -101,7 +132,9 @@ def test_job_templates_name_playbooks_that_parse() -> None:
     assert playbooks == {"playbooks/prepare_hosts.yml", "playbooks/site.yml"}
     for jt in data["job_templates"]:
         assert (REPO / "docs" / "awx" / jt["survey"]).is_file()
-    for playbook in sorted(playbooks | {"playbooks/profile_nsys.yml", "playbooks/profile_torch.yml"}):
+    for playbook in sorted(
+        playbooks | {"playbooks/profile.yml", "playbooks/profile_nsys.yml", "playbooks/profile_torch.yml"}
+    ):
         proc = subprocess.run(
             ["ansible-playbook", "--syntax-check", playbook],
             cwd=REPO, env=ansible.env(), capture_output=True, text=True, timeout=120, check=False,

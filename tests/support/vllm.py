@@ -58,6 +58,7 @@ def vllm_container(
     volumes: t.Sequence[str] = (),
     env: t.Mapping[str, str] | None = None,
     prefix: str = "vllm",
+    ready_timeout: float = 240,
 ) -> t.Iterator[VllmServer]:
     """Run the vLLM CPU image on 127.0.0.1:<free port>; removed on exit, also on failure."""
     image = podman.ensure_image("vllm-cpu-tiny")
@@ -73,7 +74,7 @@ def vllm_container(
     try:
         podman.run(*cmd)
         server = VllmServer(name, port)
-        server.wait_ready()
+        server.wait_ready(ready_timeout)
         yield server
     finally:
         podman.remove(name)

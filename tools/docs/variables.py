@@ -7,8 +7,11 @@ The prose of docs/variables.md is written by hand; the tables between the marker
 
   playbooks         the fleet playbooks' own variables (PLAYBOOK_VARS below)
   <role>            every option of roles/<role>/meta/argument_specs.yml (entry point main), with its type,
-                    choices and default; where the spec's description only repeats the name, the comment above
-                    the variable in roles/<role>/defaults/main.yml
+                    choices, default and description
+
+Every option of every role's argument spec (all entry points) must have a description of its own: a blank
+one, or one that only repeats the option's name, fails both commands, naming each (ansible-doc -t role shows
+these descriptions to users).
 
 CLI: variables.py          rewrite docs/variables.md
      variables.py --check  exit 1 (and show a diff) when docs/variables.md is out of date
@@ -36,7 +39,7 @@ PLAYBOOK_VARS = [
         "str",
         "vllm_hosts",
         None,
-        "profile_torch, profile_nsys, site, report",
+        "profile (profile_torch, profile_nsys), site, report",
         "Host pattern the profiling plays run on (a group name or any pattern, e.g. `gpu:&rhel9`).",
     ),
     (
@@ -115,21 +118,33 @@ def ansible_markup(text: str) -> str:
     return "".join(out) + text[pos:]
 
 
-def default_comments(role: str) -> dict[str, str]:
-    """The comment block right above each variable in defaults/main.yml."""
-    comments: dict[str, str] = {}
-    block: list[str] = []
-    for line in (REPO / "roles" / role / "defaults" / "main.yml").read_text().splitlines():
-        if line.startswith("#"):
-            text = line.lstrip("#").strip()
-            if not text.startswith("---"):
-                block.append(text)
-        elif match := re.match(r"^([a-z_][a-z0-9_]*):", line):
-            comments[match.group(1)] = " ".join(block)
-            block = []
-        elif not line.strip():
-            block = []
-    return comments
+class UndescribedOptions(Exception):
+    """Options whose description is blank or only their own name."""
+
+
+def text_of(description: object) -> str:
+    return " ".join(description) if isinstance(description, list) else str(description or "")
+
+
+def name_only(name: str, description: str) -> bool:
+    """Blank, or the name again (in any case, quoted or not, with or without a final full stop)."""
+    words = re.sub(r"[`'\".:]", " ", description).split()
+    return not words or [w.lower() for w in words] == [name.lower()]
+
+
+def undescribed_options() -> list[str]:
+    """``role entry_point option`` of every option without a description of its own, in all roles."""
+    missing = []
+    for spec_file in sorted((REPO / "roles").glob("*/meta/argument_specs.yml")):
+        role = spec_file.parent.parent.name
+        specs = yaml.safe_load(spec_file.read_text())["argument_specs"]
+        for entry, spec in specs.items():
+            missing.extend(
+                f"{role} {entry} {name}"
+                for name, option in (spec.get("options") or {}).items()
+                if name_only(name, text_of(option.get("description")))
+            )
+    return missing
 
 
 def show_default(value: object) -> str:
@@ -142,14 +157,9 @@ def show_default(value: object) -> str:
 
 def role_table(role: str) -> str:
     spec = yaml.safe_load((REPO / "roles" / role / "meta" / "argument_specs.yml").read_text())["argument_specs"]
-    comments = default_comments(role)
     rows = ["| variable | type | default | description |", "| --- | --- | --- | --- |"]
     for name, option in spec["main"].get("options", {}).items():
-        description = option.get("description", "")
-        if isinstance(description, list):
-            description = " ".join(description)
-        if not description or description.strip() == name:
-            description = comments.get(name, "")
+        description = text_of(option.get("description"))
         kind = option.get("type", "str")
         if option.get("elements"):
             kind += f" of {option['elements']}"
@@ -183,6 +193,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true")
     args = parser.parse_args(argv)
+    missing = undescribed_options()
+    if missing:
+        print(
+            f"{len(missing)} role option(s) have no description of their own (blank, or only the name): write one "
+            "in roles/<role>/meta/argument_specs.yml:\n  " + "\n  ".join(missing),
+            file=sys.stderr,
+        )
+        return 1
     current = DOC.read_text()
     wanted = render(current)
     if args.check:

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Unit tests for module_utils/_cli.py: version parsing, and the module-bound client running real
-executables (small shell scripts written by the tests)."""
+"""Unit tests for module_utils/_cli.py: the module-bound client running real
+executables (small shell scripts written by the tests). Version parsing: test__version.py."""
 
 from __future__ import annotations
 
@@ -16,34 +16,7 @@ from ansible.module_utils.testing import patch_module_args
 from ansible_collections.vllm_infra.profiling.plugins.module_utils._cli import (
     CliClientBase,
     ModuleCliClient,
-    parse_version,
-    version_key,
-    version_str,
 )
-
-
-@pytest.mark.parametrize(
-    ("text", "version"),
-    [
-        ("podman version 4.3.1", (4, 3, 1)),
-        ("podman version 5.2.0-dev", (5, 2, 0)),
-        ("NVIDIA Container Toolkit CLI version 1.20.0\ncommit: 5505e2f94d9aaa08561490db974ba3cd676af20", (1, 20, 0)),
-        ("NVIDIA Nsight Systems version 2022.4.2.50-32196742v0", (2022, 4, 2)),
-        ("4.9", (4, 9)),
-        ("v1.2.3", (1, 2, 3)),
-        ("no version here", None),
-        ("", None),
-        (None, None),
-    ],
-)
-def test_parse_version(text: str | None, version: tuple | None) -> None:
-    assert parse_version(text) == version
-
-
-def test_version_helpers() -> None:
-    assert version_str((4, 3, 1)) == "4.3.1"
-    assert version_str(None) is None
-    assert version_key((5, 1)) == version_key((5, 1, 0)) < version_key((5, 1, 1))
 
 
 def test_base_client_needs_an_executor() -> None:

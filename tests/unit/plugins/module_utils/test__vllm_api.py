@@ -235,6 +235,11 @@ def test_workload_problems_flags_short_completions() -> None:
         "request 1 returned 7 completion tokens, expected 10 (finish_reason=stop)"
     ]
     assert A.workload_problems(results, 10, ignore_eos=False) == []
+    # An empty answer fails either way (the smoke test's check).
+    empty = [{"index": 0, "ok": True, "latency": 0.1, "prompt_tokens": 5, "completion_tokens": 0}]
+    expected = ["request 0 returned no completion tokens (an empty answer)"]
+    assert A.workload_problems(empty, 10, ignore_eos=False) == expected
+    assert A.workload_problems(empty, 10, ignore_eos=True) == expected
 
 
 @pytest.mark.parametrize(

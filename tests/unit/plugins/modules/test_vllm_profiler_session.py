@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import gzip
+import hashlib
 import json
 import time
 import typing as t
@@ -20,9 +21,11 @@ import pytest
 import yaml
 from ansible.module_utils import _internal as ansible_internal
 from ansible.module_utils.testing import patch_module_args
-from support import podman
+from support import ansible, podman
 from support.fault_server import FaultServer, Request, vllm_error
+from support.module_spec import argument_spec
 
+from ansible_collections.vllm_infra.profiling.plugins.doc_fragments import vllm_api as vllm_api_fragment
 from ansible_collections.vllm_infra.profiling.plugins.module_utils import _vllm_api
 from ansible_collections.vllm_infra.profiling.plugins.modules import vllm_profiler_session as M
 
@@ -256,6 +259,59 @@ def test_without_profile_dir_no_trace_wait(capsys, server: FaultServer, profiles
     assert "flush" not in result["timings"]
 
 
+# ----------------------------------------------------------------------------- workload only
+def test_profile_false_sends_only_the_workload(capsys, server: FaultServer, profiles: Path) -> None:
+    """The nsys whole-run capture and the smoke test: the same workload, no profiler calls."""
+    before = sorted(p.name for p in profiles.iterdir())
+    result = run(capsys, {"url": server.url, "profile": False, "prompts": ["one", "two"], "num_requests": 4})
+    assert not result.get("failed"), result
+    assert result["changed"] is False  # completions change nothing on the server
+    assert server.paths() == ["GET /health", "GET /version", "GET /v1/models", *["POST /v1/completions"] * 4]
+    assert [c.body["prompt"] for c in server.calls if c.path == "/v1/completions"] == ["one", "two"] * 2
+    assert result["stop_attempted"] is False
+    assert result["plan"]["start_profile"] is None and result["plan"]["stop_profile"] is None
+    assert set(result["timings"]) == {"ready", "workload", "total"}
+    assert result["workload"]["completion_tokens"] == 40
+    assert sorted(p.name for p in profiles.iterdir()) == before
+
+
+def test_profile_false_checks_the_workload_as_torch_mode_does(capsys, server: FaultServer) -> None:
+    complete = server.routes[("POST", "/v1/completions")]
+
+    def short(req: Request):
+        status, body = complete(req)
+        body["usage"]["completion_tokens"] = 7
+        return status, body
+
+    server.routes[("POST", "/v1/completions")] = short
+    result = run(capsys, {"url": server.url, "profile": False})
+    assert result["failed"]
+    assert result["msg"] == (
+        "workload failed: request 0 returned 7 completion tokens, expected 10 (finish_reason=length)"
+    )
+    assert "POST /stop_profile" not in server.paths()
+    # Without ignore_eos (the smoke test) the count is reported, not checked.
+    result = run(capsys, {"url": server.url, "profile": False, "ignore_eos": False, "max_tokens": 50})
+    assert not result.get("failed"), result
+    assert result["workload"]["completion_tokens"] == 7
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"profile_dir": "/tmp"},
+        {"profile_prefix": "p1"},
+        {"max_iterations": 3},
+        {"stop_stale": True},
+    ],
+)
+def test_profile_false_refuses_session_options(capsys, server: FaultServer, extra: dict[str, t.Any]) -> None:
+    result = run(capsys, {"url": server.url, "profile": False, **extra})
+    assert result["failed"]
+    assert result["msg"] == f"profile=false sends no /start_profile: leave out {next(iter(extra))}"
+    assert server.calls == []
+
+
 def test_409_without_stop_stale_fails(capsys, server: FaultServer, profiles: Path) -> None:
     server.active = True  # a session someone else started
     result = run(capsys, args_for(server, profiles))
@@ -391,6 +447,63 @@ def test_api_key_is_no_log(capsys, server: FaultServer, profiles: Path) -> None:
     assert "s3cret-key-123" not in json.dumps(result)
 
 
+# ----------------------------------------------------------------------------- fetch_dest (action plugin)
+FETCH_PLAYBOOK = """
+- name: Capture and fetch in one task
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Capture
+      vllm_infra.profiling.vllm_profiler_session:
+        url: "{{ url }}"
+        profile_dir: "{{ profile_dir }}"
+        flush_timeout: 5
+        fetch_dest: "{{ dest }}"
+      register: capture
+
+    - name: Keep the result
+      ansible.builtin.copy:
+        content: "{{ capture | to_json }}"
+        dest: "{{ out }}"
+        mode: "0644"
+"""
+
+
+@pytest.mark.parametrize("become", [[], ["--become", "--become-method", "su"]], ids=["copy", "become-slurp"])
+def test_fetch_dest_copies_the_traces_in_the_same_task(
+    server: FaultServer, profiles: Path, tmp_path: Path, become: list[str]
+) -> None:
+    """Through real ansible-playbook (the action plugin runs only there): the session's traces, and only
+    them, land in fetch_dest, checked against the SHA-1 the module returned; under become they are read
+    through slurp (the connection's user may not read them), as ansible.builtin.fetch does."""
+    playbook = tmp_path / "fetch.yml"
+    playbook.write_text(FETCH_PLAYBOOK)
+    dest, out = tmp_path / "controller" / "run1", tmp_path / "result.json"
+    variables = {"url": server.url, "profile_dir": str(profiles), "dest": str(dest), "out": str(out)}
+    proc = ansible.run_playbook(str(playbook), variables, "-v", *become)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    result = json.loads(out.read_text())
+    assert sorted(p.name for p in dest.iterdir()) == sorted(server.written[0])  # not the earlier session's file
+    assert {f["dest"] for f in result["fetched"]} == {str(dest / name) for name in server.written[0]}
+    assert {f["via"] for f in result["fetched"]} == {"slurp" if become else "connection"}
+    for trace in result["traces"]:
+        copy = dest / trace["name"]
+        assert trace["checksum"] == hashlib.sha1(copy.read_bytes()).hexdigest()
+        assert copy.read_bytes() == (profiles / trace["name"]).read_bytes()
+
+
+def test_fetch_dest_is_not_fetched_in_check_mode(server: FaultServer, profiles: Path, tmp_path: Path) -> None:
+    playbook = tmp_path / "fetch.yml"
+    playbook.write_text(
+        FETCH_PLAYBOOK.replace("      register: capture", "      register: capture\n      check_mode: true")
+    )
+    dest, out = tmp_path / "controller", tmp_path / "result.json"
+    variables = {"url": server.url, "profile_dir": str(profiles), "dest": str(dest), "out": str(out)}
+    proc = ansible.run_playbook(str(playbook), variables)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert "fetched" not in json.loads(out.read_text()) and not dest.exists()
+
+
 # ----------------------------------------------------------------------------- target Python
 @pytest.mark.parametrize(
     "path",
@@ -398,6 +511,9 @@ def test_api_key_is_no_log(capsys, server: FaultServer, profiles: Path) -> None:
         "plugins/modules/vllm_profiler_session.py",
         "plugins/module_utils/_vllm_api.py",
         "plugins/module_utils/_profiler.py",
+        "plugins/module_utils/_version.py",
+        "plugins/module_utils/_dnf.py",
+        "plugins/module_utils/_container.py",
     ],
 )
 def test_parses_as_python_3_9(path: str) -> None:
@@ -410,19 +526,11 @@ def test_documentation_matches_the_argument_spec(monkeypatch: pytest.MonkeyPatch
     """DOCUMENTATION, EXAMPLES and RETURN are valid YAML, and every option is documented with the spec's
     type, default, choices and aliases (what ansible-test's validate-modules checks)."""
 
-    captured: dict[str, t.Any] = {}
-
-    class Capture(Exception):
-        pass
-
-    def fake_module(argument_spec: dict[str, t.Any], **kw: t.Any) -> None:
-        captured.update(argument_spec)
-        raise Capture
-
-    monkeypatch.setattr(M, "AnsibleModule", fake_module)
-    with pytest.raises(Capture):
-        M.main()
+    captured = argument_spec(M, monkeypatch)
     doc = yaml.safe_load(M.DOCUMENTATION)
+    fragment = yaml.safe_load(vllm_api_fragment.ModuleDocFragment.DOCUMENTATION)
+    assert "vllm_infra.profiling.vllm_api" in doc["extends_documentation_fragment"]
+    doc["options"].update(fragment["options"])
     assert isinstance(yaml.safe_load(M.EXAMPLES), list)
     assert isinstance(yaml.safe_load(M.RETURN), dict)
     assert set(doc["options"]) == set(captured)
