@@ -22,6 +22,7 @@ DEBIAN_PACKAGES=(
   rpm createrepo-c libmodulemd-tools dnf python3-dnf python3-rpm gnupg
   dpkg-dev apt-utils
   chromium  # headless rendering test of trace_summary's HTML report
+  docker-registry apache2-utils openssl  # a real registry (distribution 2.8), htpasswd -B, a test CA (tests/support/registry.py)
 )
 
 setup_debian_packages() {

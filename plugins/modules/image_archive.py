@@ -86,7 +86,8 @@ images:
       type: list
       elements: str
 missing:
-  description: Names the host lacked (with the archive's image ID) before a load; or that the archive lacked before a save.
+  description:
+    - Names the host lacked (with the archive's image ID) before a load; or that the archive lacked before a save.
   returned: success
   type: list
   elements: str

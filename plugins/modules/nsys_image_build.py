@@ -404,6 +404,18 @@ class NsysImageBuilder:
             self.module.fail_json(msg=str(exc))
 
         base_data = self.inspect(p["base_image"])
+        if base_data is None and self.check_mode:
+            # A host that has not pulled its base yet (check mode pulls nothing): a build would follow the pull.
+            self.results.update(
+                changed=True,
+                built=True,
+                pushed=bool(p["push"]),
+                reason=f"base image {p['base_image']} is not on this host yet (it would be pulled or loaded first)",
+                image_id=None,
+                hash="",
+                containerfile="",
+            )
+            return self.results
         if base_data is None:
             self.module.fail_json(
                 msg=f"base image {p['base_image']} is not in local podman storage; pull or build it first "

@@ -165,7 +165,8 @@ class RegistryImage:
             self.module.fail_json(
                 msg=f"{p['name']} in {self.registry} is not the image this host needs: it carries {got}, this host "
                 f"wants {wanted} (built from another base image or other options). Push the current image from the "
-                "build host (it pushes after each build), or build on every host (vllm_profile_nsys_distribution: local).",
+                "build host (it pushes after each build), or build on every host "
+                "(vllm_profile_nsys_distribution: local).",
                 **results,
             )
         return results

@@ -9,17 +9,20 @@ with htpasswd auth and TLS from a test CA that podman trusts through ``/etc/cont
   machine (``localhost``), at ``-vvv``: good credentials log in and pull; a wrong password fails the host at the
   login with a sentence that names the registry, before any container exists; neither output holds the
   password (nor its base64 form), the auth file (0600) is the only file that does.
-* ``test_fleet_builds_once_pushes_once_pulls_twice``: a fleet of STAND-IN hosts (privileged containers of the
-  harness's Debian 12 host image with podman inside, reached through the containers.podman.podman connection,
-  on the host's network so that they reach the registry on loopback). They stand for GPU hosts; what differs:
-  no GPU, nested podman with vfs storage, and the "serving image" is the harness's Debian 12 base (a vLLM image
-  is 2.5 GB: loading it into each nested store would take minutes) with Debian's real nsight-systems 2022.4
-  built into the nsys image. One host builds and pushes, two pull; the second run builds, pushes and pulls
-  nothing. A fourth host has NO network at all (--network none): it gets both images from archives the
-  controller carries, and a second archive run loads nothing.
-* ``test_airgapped_host_loads_the_archive_then_profiles``: the air-gapped path with the real vLLM CPU image: the
-  image named in the registry, the registry NOT running (unreachable), the archive loaded into an empty podman
-  store of its own (CONTAINERS_STORAGE_CONF: a separate graphroot on this machine), then the role profiles it.
+* ``test_fleet_builds_once_pushes_once_pulls_twice``: the private-mirror example (playbooks/vars/examples/) as
+  written, its registry host swapped for the test registry's, on a fleet of STAND-IN hosts (privileged containers
+  of the harness's Debian 12 host image with podman inside, reached through the containers.podman.podman
+  connection, on the host's network so that they reach the registry on loopback). They stand for GPU hosts;
+  what differs: no GPU, nested podman with vfs storage, and the "serving image" is the harness's Debian 12 base
+  (a vLLM image is 2.5 GB per nested store). Check mode first says one build, one push, two pulls and does
+  none; run 1 does exactly that; run 2 builds, pushes and pulls nothing (changed=0). A fourth host has NO
+  network (--network none): it gets the serving image and the nsys image from archives the controller carries
+  (the build host saves the nsys image, the controller fetches it), and a second archive run loads nothing.
+  Default tier: a STAND-IN nsys (a two-line script, as in the module's unit tests); opt-in tier: Debian's real
+  nsight-systems 2022.4 (``VLLM_INFRA_REGISTRY_FULL=1``).
+* ``test_airgapped_host_loads_the_archive_then_profiles`` (opt-in tier): the real vLLM CPU image, named in a
+  registry that is not running, loaded from its archive into an empty podman store of its own
+  (CONTAINERS_STORAGE_CONF: a separate graphroot on this machine), then profiled by the role.
 """
 
 from __future__ import annotations
@@ -53,6 +56,20 @@ DEBIAN_NSYS = {
     "packages": ["nsight-systems", "nsight-systems-target"],
     "commands": ["ln -sfn ../../nsight-systems/host-linux-x64 /usr/lib/x86_64-linux-gnu/nsight-systems/host-linux-x64"],
 }
+# A STAND-IN nsys for the default tier, as tests/unit/plugins/modules/test_nsys_image_build.py uses it: a two-line
+# shell script that prints its arguments. The distribution logic (build once, push, pull, hash label, archives)
+# is the same; the image is ~180 MB instead of ~1.2 GB (real nsys unpacks ~1 GB into nested vfs storage).
+STANDIN_NSYS = {
+    "method": "commands",
+    "commands": [
+        'printf \'#!/bin/sh\\necho stand-in-nsys\\nfor a in "$@"; do echo "$a"; done\\n\' > /usr/local/bin/nsys'
+        " && chmod 0755 /usr/local/bin/nsys"
+    ],
+}
+# The opt-in tier: the fleet with Debian's real nsight-systems (~10 min on a loaded 2-core machine), and the
+# air-gapped host profiled with the real vLLM image (a 2.5 GB archive). Run it with VLLM_INFRA_REGISTRY_FULL=1.
+FULL = os.environ.get("VLLM_INFRA_REGISTRY_FULL") == "1"
+full_tier = pytest.mark.skipif(not FULL, reason="opt-in tier: set VLLM_INFRA_REGISTRY_FULL=1 to run it")
 ENV = {"ANSIBLE_PIPELINING": "1", "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks"}
 
 
@@ -93,12 +110,14 @@ def push_as(reg: registry.Registry, source: str, repository: str, auth_file: Pat
 
 @pytest.fixture(scope="module")
 def reg(tmp_path_factory) -> t.Iterator[tuple[registry.Registry, str]]:
-    """The registry, holding the 'serving image' (the harness's Debian 12 base) as vit/serving:1."""
+    """The registry, holding the 'serving image' (the harness's Debian 12 base, standing for the vLLM image) under
+    the name the private-mirror example gives it."""
     podman.ensure_image("vllm-infra-debian12")
     tmp = tmp_path_factory.mktemp("registry")
     started = time.monotonic()
     with registry.running() as r:
-        serving = push_as(r, BASE, "vit/serving:1", tmp / "operator-auth.json")
+        # The path of the private-mirror example's serving image (playbooks/vars/examples/).
+        serving = push_as(r, BASE, "rhaiis/vllm-cuda-rhel9:3.2.1", tmp / "operator-auth.json")
         record(registry_start_and_push_base_s=round(time.monotonic() - started, 1))
         yield r, serving
 
@@ -148,7 +167,7 @@ def test_login_then_pull(reg, tmp_path: Path) -> None:
     out = first.stdout + first.stderr
     print(re.findall(rf"^(?:changed|ok): \[localhost\].*{re.escape(r.host)}.*$", out, re.M)[:4])
     assert f"changed: [localhost] => (item={r.host})" in out
-    assert re.search(r'^ +pulled: true', out, re.M) and pulled_id, out[-3000:]
+    assert re.search(r"^ +pulled: true", out, re.M) and pulled_id, out[-3000:]
     # The password is nowhere in -vvv output, neither plain nor as the auth file stores it.
     for form in secret_forms(r.password, r.username):
         assert form not in out, "the password leaked into -vvv output"
@@ -221,6 +240,8 @@ FLEET_PLAYBOOK = """
         dest: "{{ result_dir }}/{{ inventory_hostname }}.json"
         mode: "0644"
       delegate_to: localhost
+      check_mode: false
+      changed_when: false  # the test's own record, not a change on the host
 """
 
 
@@ -283,23 +304,32 @@ def apt_cache() -> Path:
     return path
 
 
-def test_fleet_builds_once_pushes_once_pulls_twice(reg, tmp_path: Path, apt_cache: Path) -> None:
+@pytest.mark.parametrize(
+    "nsys",
+    [pytest.param("standin", id="standin-nsys"), pytest.param("debian", id="debian-nsys-2022.4", marks=full_tier)],
+)
+def test_fleet_builds_once_pushes_once_pulls_twice(reg, tmp_path: Path, apt_cache: Path, nsys: str) -> None:
     r, serving = reg
     podman.ensure_image(GPUHOST)
     fleet = ["build-1", "pull-1", "pull-2"]
     names = {host: podman.unique_name(f"reg-{host}") for host in [*fleet, "airgap-1"]}
     networks = {host: "host" for host in fleet} | {"airgap-1": "none"}
-    nsys_ref = r.ref("vit/vllm-nsys:1")
-    group_vars = {
-        "vllm_profile_image": serving,
-        "vllm_profile_registry_logins": [{"registry": r.host, "username": r.username, "password": r.password}],
-        "vllm_profile_nsys_image": nsys_ref,  # named in the registry: distribution auto -> registry
-        "vllm_profile_nsys_install": DEBIAN_NSYS,
-        "vllm_profile_nsys_build_volumes": [f"{apt_cache}:/var/cache/apt/archives"],
-        "vllm_profile_nsys_trace": ["osrt", "nvtx"],
-        "vllm_profile_capture_dir_container": "/vllm-profiles",
-        "result_dir": str(tmp_path),
-    }
+    # The private-mirror example as written, its registry host being the test registry's; the vault's variables
+    # as an inventory would hold them; the CPU swap for the nsys install (Debian's packages, not NVIDIA's repo).
+    example = (REPO / "playbooks" / "vars" / "examples" / "private_registry_mirror.yml").read_text()
+    group_vars = yaml.safe_load(example.replace("registry.example.internal", r.host))
+    nsys_ref = group_vars["vllm_profile_nsys_image"]
+    assert group_vars["vllm_profile_image"] == serving and nsys_ref == r.ref("vllm-profile/vllm-nsys:3.2.1")
+    group_vars.update(
+        {
+            "vault_mirror_user": r.username,
+            "vault_mirror_token": r.password,
+            "vllm_profile_nsys_install": DEBIAN_NSYS if nsys == "debian" else STANDIN_NSYS,
+            "vllm_profile_nsys_build_volumes": [f"{apt_cache}:/var/cache/apt/archives"] if nsys == "debian" else [],
+            "vllm_profile_nsys_trace": ["osrt", "nvtx"],
+            "result_dir": str(tmp_path),
+        }
+    )
     timings: dict[str, float] = {}
     started = time.monotonic()
     try:
@@ -310,13 +340,18 @@ def test_fleet_builds_once_pushes_once_pulls_twice(reg, tmp_path: Path, apt_cach
         inventory = fleet_inventory(tmp_path, {h: names[h] for h in fleet}, group_vars)
         playbook = write(tmp_path, "fleet.yml", FLEET_PLAYBOOK)
         runs = []
-        for label in ("first", "second"):
+        for label in ("check", "first", "second"):
             begun = time.monotonic()
-            proc = ansible.run_playbook(playbook, None, inventory=inventory, timeout=1500, **ENV)
+            args = ["--check"] if label == "check" else []
+            proc = ansible.run_playbook(playbook, None, *args, inventory=inventory, timeout=1500, **ENV)
             timings[f"fleet_{label}_run_s"] = round(time.monotonic() - begun, 1)
             results = {h: json.loads((tmp_path / f"{h}.json").read_text()) for h in fleet if proc.returncode == 0}
             runs.append((proc, results))
             assert proc.returncode == 0, proc.stdout[-8000:]
+            if label == "check":  # check mode pulled, built and pushed nothing
+                for host in fleet:
+                    images = podman.run("exec", names[host], "podman", "images", "--noheading").stdout
+                    assert r.host not in images, (host, images)
 
         # The air-gapped host: no network at all. The controller carries both images as archives: the serving
         # image (an operator's `podman save`) and the nsys image (saved by the build host, fetched).
@@ -349,14 +384,17 @@ def test_fleet_builds_once_pushes_once_pulls_twice(reg, tmp_path: Path, apt_cach
         with ThreadPoolExecutor(max_workers=4) as pool:
             list(pool.map(podman.remove, names.values()))
     timings["fleet_total_s"] = round(time.monotonic() - started, 1)
-    record(**timings)
+    record(**{f"{nsys}_{k}": v for k, v in timings.items()})
 
-    (first, res1), (second, res2) = runs
-    for label, (proc, res) in (("run 1", runs[0]), ("run 2", runs[1])):
+    (check, res0), (_first, res1), (second, res2) = runs
+    for label, (proc, res) in (("check run", runs[0]), ("run 1", runs[1]), ("run 2", runs[2])):
         print(f"{label} recap: {ansible.recap(proc.stdout)}")
         print(f"{label} built/pushed/pulled: {counts(res)}")
         for task in ("Build the Nsight Systems image from", "Pull the fleet's nsys image unless"):
             print(f"{label} {task}: {task_lines(proc.stdout, task)}")
+    # Check mode on the fresh fleet says what run 1 will do, and does none of it.
+    assert counts(res0) == {"built": 1, "pushed": 1, "pulled": 2}, res0
+    assert "pulled: true" in check.stdout or '"pulled": true' in check.stdout
     # Run 1: build-1 built and pushed, pull-1 and pull-2 pulled; all three have the same image, by id and label.
     assert counts(res1) == {"built": 1, "pushed": 1, "pulled": 2}, res1
     assert res1["build-1"]["built"]["built"] is True and res1["build-1"]["built"]["pushed"] is True
@@ -375,10 +413,116 @@ def test_fleet_builds_once_pushes_once_pulls_twice(reg, tmp_path: Path, apt_cach
     # The air-gapped host: it cannot reach the registry, it loaded both archives; the second run loads nothing.
     air1, air2 = air_runs
     print(f"air run 1 recap: {ansible.recap(air1.stdout)}; run 2 recap: {ansible.recap(air2.stdout)}")
-    for task in ("Load ", "Copy "):
+    for task in ("Load the archive", "Copy the archive"):
         print(f"air run 1 {task}: {task_lines(air1.stdout, task)}")
     assert reach.returncode != 0, "the air-gapped host reached a registry"
-    assert nsys_on_airgap.startswith("NVIDIA Nsight Systems version 2022.4"), nsys_on_airgap
+    expected = "NVIDIA Nsight Systems version 2022.4" if nsys == "debian" else "stand-in-nsys\n--version"
+    assert nsys_on_airgap.startswith(expected), nsys_on_airgap
     assert ansible.recap(air1.stdout)["airgap-1"]["changed"] >= 2
     for host, c in ansible.recap(air2.stdout).items():
         assert c["changed"] == 0 and c["failed"] == 0, (host, air2.stdout[-6000:])
+
+
+# --------------------------------------------------------------------------- air-gapped, then profiled
+
+RESULT_PLAYBOOK = """
+- name: The whole role, on a host without a registry
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Profile
+      ansible.builtin.include_role:
+        name: vllm_infra.profiling.vllm_profile
+    - name: Keep the result
+      ansible.builtin.copy:
+        content: "{{ vllm_profile_result | to_json }}"
+        dest: "{{ result_dir }}/result.json"
+        mode: "0644"
+"""
+
+
+@pytest.mark.vllm
+@full_tier
+def test_airgapped_host_loads_the_archive_then_profiles(tmp_path: Path) -> None:
+    """The real vLLM CPU image, named in a registry that does not run (nothing listens on its port), carried as a
+    `podman save` archive and loaded into an EMPTY podman store of its own (a separate graphroot on this machine,
+    through CONTAINERS_STORAGE_CONF: what stands for the air-gapped host's storage); then the role profiles it.
+    The second run loads nothing (the store has the image id)."""
+    podman.ensure_image("vllm-cpu-tiny")
+    ref = f"127.0.0.1:{podman.free_port()}/rhaiis/vllm-cpu-tiny:0.32.0"  # nothing listens there
+    archive = tmp_path / "vllm-cpu-tiny.tar"
+    started = time.monotonic()
+    podman.run("tag", "localhost/vllm-cpu-tiny:0.32.0", ref)
+    try:
+        podman.run("save", "-o", str(archive), ref, timeout=900)
+    finally:
+        podman.run("rmi", ref, check=False)
+    save_s = round(time.monotonic() - started, 1)
+    store = tmp_path / "store"
+    storage_conf = tmp_path / "storage.conf"
+    storage_conf.write_text(
+        f'[storage]\ndriver = "overlay"\ngraphroot = "{store / "graph"}"\nrunroot = "{store / "run"}"\n'
+    )
+    env = {"CONTAINERS_STORAGE_CONF": str(storage_conf)}
+    variables = yaml.safe_load((REPO / "playbooks" / "vars" / "cpu_demo.yml").read_text())
+    name = podman.unique_name("airgap")
+    for sub in ("traces", "cache"):
+        (tmp_path / sub).mkdir(mode=0o777)
+        (tmp_path / sub).chmod(0o777)
+    variables.update(
+        {
+            "vllm_profile_image": ref,
+            "vllm_profile_pull": False,
+            "vllm_profile_image_archive": str(archive),
+            "vllm_profile_image_archive_remote_dir": str(tmp_path / "remote"),
+            "vllm_profile_container_name": name,
+            "vllm_profile_port": podman.free_port(),
+            "vllm_profile_capture_dir_host": str(tmp_path / "traces"),
+            "vllm_profile_cache_dir": str(tmp_path / "cache"),
+            "vllm_profile_dest": str(tmp_path / "captures"),
+            "vllm_profile_run_id": "airgap",
+            "vllm_profile_restore": "remove",
+            "result_dir": str(tmp_path),
+        }
+    )
+    (tmp_path / "remote").mkdir()
+    playbook = write(tmp_path, "airgap.yml", RESULT_PLAYBOOK)
+
+    def in_store(*args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["podman", *args], env={**podman.env(), **env}, text=True, capture_output=True, check=check, timeout=600
+        )
+
+    assert in_store("image", "exists", ref).returncode == 1  # the store starts empty
+    try:
+        begun = time.monotonic()
+        first = ansible.run_playbook(playbook, variables, inventory=REPO / "playbooks" / "inventory" / "localhost.yml",
+                                     timeout=1500, **env, **ENV)  # fmt: skip
+        first_s = round(time.monotonic() - begun, 1)
+        result = json.loads((tmp_path / "result.json").read_text()) if (tmp_path / "result.json").is_file() else {}
+        variables["vllm_profile_run_id"] = "airgap-2"
+        variables["vllm_profile_smoke_test"] = False
+        begun = time.monotonic()
+        second = ansible.run_playbook(playbook, variables, timeout=1500, **env, **ENV)
+        second_s = round(time.monotonic() - begun, 1)
+    finally:
+        in_store("rm", "--force", "--time", "5", name)
+        in_store("rmi", "--force", ref)
+        subprocess.run(["umount", "-R", str(store / "graph" / "overlay")], capture_output=True, check=False)
+    record(airgap_save_s=save_s, airgap_first_run_s=first_s, airgap_second_run_s=second_s)
+    print(f"air-gapped: save {save_s}s, run 1 {first_s}s (load + profile), run 2 {second_s}s")
+    print(f"run 1 load: {task_lines(first.stdout, 'Load the archive')}")
+    print(f"run 2 load: {task_lines(second.stdout, 'Load the archive')}")
+    print(f"result: status {result.get('status')}, files {result.get('files')}")
+    assert first.returncode == 0, first.stdout[-6000:]
+    assert any(line.startswith("changed:") for line in task_lines(first.stdout, "Load the archive")), first.stdout[
+        -6000:
+    ]
+    assert all(line.startswith("skipping") for line in task_lines(first.stdout, "Pull the image"))
+    assert result["status"] == "captured" and any("rank0" in f for f in result["files"]), result
+    assert second.returncode == 0, second.stdout[-6000:]
+    # The host has the archive's image id: the archive is neither copied nor loaded again.
+    assert all(line.startswith("skipping") for line in task_lines(second.stdout, "Load the archive")), second.stdout[
+        -6000:
+    ]
+    assert not list((tmp_path / "remote").iterdir())  # the copied archive was removed after loading
