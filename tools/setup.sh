@@ -23,6 +23,7 @@ DEBIAN_PACKAGES=(
   dpkg-dev apt-utils
   chromium  # headless rendering test of trace_summary's HTML report
   docker-registry apache2-utils openssl  # a real registry (distribution 2.8), htpasswd -B, a test CA (tests/support/registry.py)
+  busybox-static  # a 2 MB image for the registry tests' fleet (tests/integration/test_registry.py)
 )
 
 setup_debian_packages() {

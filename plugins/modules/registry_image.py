@@ -134,6 +134,13 @@ class RegistryImage:
         else:
             results["reason"] = "up to date"
             return results
+        if self.registry == "localhost":
+            # podman would try https://localhost/v2/ and fail with "connection refused": say what it means.
+            self.module.fail_json(
+                msg=f"{p['name']} is a local image name (localhost/...), never pulled from a registry, and this host "
+                f"does not have it ({reason}): load it (vllm_profile_image_archive) or build it on the host first.",
+                **results,
+            )
         results.update(changed=True, pulled=True, reason=reason)
         if self.module.check_mode:
             return results

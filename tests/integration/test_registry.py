@@ -13,13 +13,13 @@ with htpasswd auth and TLS from a test CA that podman trusts through ``/etc/cont
   written, its registry host swapped for the test registry's, on a fleet of STAND-IN hosts (privileged containers
   of the harness's Debian 12 host image with podman inside, reached through the containers.podman.podman
   connection, on the host's network so that they reach the registry on loopback). They stand for GPU hosts;
-  what differs: no GPU, nested podman with vfs storage, and the "serving image" is the harness's Debian 12 base
-  (a vLLM image is 2.5 GB per nested store). Check mode first says one build, one push, two pulls and does
-  none; run 1 does exactly that; run 2 builds, pushes and pulls nothing (changed=0). A fourth host has NO
-  network (--network none): it gets the serving image and the nsys image from archives the controller carries
-  (the build host saves the nsys image, the controller fetches it), and a second archive run loads nothing.
-  Default tier: a STAND-IN nsys (a two-line script, as in the module's unit tests); opt-in tier: Debian's real
-  nsight-systems 2022.4 (``VLLM_INFRA_REGISTRY_FULL=1``).
+  what differs: no GPU, nested podman with vfs storage, and the "serving image" is a 2 MB busybox image (the
+  harness's Debian 12 base in the opt-in tier; a vLLM image is 2.5 GB per nested store). Check mode first says
+  one build, one push, two pulls and does none; run 1 does exactly that; run 2 builds, pushes and pulls nothing
+  (changed=0). A fourth host has NO network (--network none): it gets the serving image and the nsys image from
+  archives the controller carries (the build host saves the nsys image, the controller fetches it), and a
+  second archive run loads nothing. Default tier: a STAND-IN nsys (a two-line script, as in the module's unit
+  tests); opt-in tier: Debian's real nsight-systems 2022.4 (``VLLM_INFRA_REGISTRY_FULL=1``).
 * ``test_airgapped_host_loads_the_archive_then_profiles`` (opt-in tier): the real vLLM CPU image, named in a
   registry that is not running, loaded from its archive into an empty podman store of its own
   (CONTAINERS_STORAGE_CONF: a separate graphroot on this machine), then profiled by the role.
@@ -31,6 +31,7 @@ import base64
 import json
 import os
 import re
+import shutil
 import stat
 import subprocess
 import textwrap
@@ -46,7 +47,8 @@ from support import ansible, podman, registry
 pytestmark = [pytest.mark.podman]
 
 REPO = ansible.REPO
-BASE = "localhost/vllm-infra-debian12:latest"
+BUSYBOX = Path("/bin/busybox")  # Debian's busybox-static (tools/setup.sh)
+DEBIAN_BASE = "localhost/vllm-infra-debian12:latest"
 GPUHOST = "vllm-infra-debian12-gpuhost"
 OUTPUT = REPO / "tests" / "output"
 # Debian 12's nsight-systems (non-free), as in test_nsys_e2e.py.
@@ -62,6 +64,7 @@ DEBIAN_NSYS = {
 STANDIN_NSYS = {
     "method": "commands",
     "commands": [
+        "mkdir -p /usr/local/bin && "
         'printf \'#!/bin/sh\\necho stand-in-nsys\\nfor a in "$@"; do echo "$a"; done\\n\' > /usr/local/bin/nsys'
         " && chmod 0755 /usr/local/bin/nsys"
     ],
@@ -108,16 +111,42 @@ def push_as(reg: registry.Registry, source: str, repository: str, auth_file: Pat
     return ref
 
 
+def make_busybox_image(tmp: Path, ref: str) -> str:
+    """A ~2 MB image: a static busybox and its applets, imported with podman (no registry needed)."""
+    root = tmp / "busybox-root"
+    (root / "bin").mkdir(parents=True)
+    shutil.copy(BUSYBOX, root / "bin" / "busybox")
+    applets = subprocess.run([str(BUSYBOX), "--list"], capture_output=True, text=True, check=True).stdout.split()
+    for applet in applets:
+        if applet != "busybox":
+            (root / "bin" / applet).symlink_to("busybox")
+    for directory in ("tmp", "usr/local/bin", "etc", "root"):
+        (root / directory).mkdir(parents=True, exist_ok=True)
+    tar = subprocess.run(["tar", "-C", str(root), "-c", "."], capture_output=True, check=True).stdout
+    podman.run("import", "--change", 'CMD ["/bin/sh"]', "-", ref, input=tar.decode("latin-1"), encoding="latin-1")
+    return podman.run("image", "inspect", "--format", "{{.Id}}", ref).stdout.strip()
+
+
 @pytest.fixture(scope="module")
-def reg(tmp_path_factory) -> t.Iterator[tuple[registry.Registry, str]]:
-    """The registry, holding the 'serving image' (the harness's Debian 12 base, standing for the vLLM image) under
-    the name the private-mirror example gives it."""
-    podman.ensure_image("vllm-infra-debian12")
+def base(tmp_path_factory) -> t.Iterator[str]:
+    """The 'serving image' of the default tier: busybox (the vLLM image is 2.5 GB per nested store)."""
+    ref = f"localhost/{podman.unique_name('busybox')}:1"
+    make_busybox_image(tmp_path_factory.mktemp("busybox"), ref)
+    try:
+        yield ref
+    finally:
+        podman.run("rmi", "--force", ref, check=False)
+
+
+@pytest.fixture(scope="module")
+def reg(tmp_path_factory, base: str) -> t.Iterator[tuple[registry.Registry, str]]:
+    """The registry, holding the 'serving image' (busybox, standing for the vLLM image) under the name the
+    private-mirror example gives it."""
     tmp = tmp_path_factory.mktemp("registry")
     started = time.monotonic()
     with registry.running() as r:
         # The path of the private-mirror example's serving image (playbooks/vars/examples/).
-        serving = push_as(r, BASE, "rhaiis/vllm-cuda-rhel9:3.2.1", tmp / "operator-auth.json")
+        serving = push_as(r, base, "rhaiis/vllm-cuda-rhel9:3.2.1", tmp / "operator-auth.json")
         record(registry_start_and_push_base_s=round(time.monotonic() - started, 1))
         yield r, serving
 
@@ -211,6 +240,38 @@ def test_wrong_password_fails_before_any_container(reg, tmp_path: Path) -> None:
     for form in secret_forms(wrong, r.username):
         assert form not in out, "the password leaked into -vvv output"
     assert not (tmp_path / "auth.json").exists() or r.host not in (tmp_path / "auth.json").read_text()
+
+
+def test_registries_conf_mirror_serves_the_guides_image_name(reg, base: str, tmp_path: Path) -> None:
+    """The other way to use a mirror: keep the guide's image name and let podman's registries.conf send the pull
+    to the mirror (a [[registry.mirror]] for registry.redhat.io/rhaiis); the role logs in to the mirror's host.
+    registries.conf is the test's own (CONTAINERS_REGISTRIES_CONF), not this machine's."""
+    r, _serving = reg
+    guide = "registry.redhat.io/rhaiis/vllm-cuda-rhel9:3.2.1"
+    assert podman.run("image", "exists", guide, check=False).returncode == 1, f"{guide} is already here"
+    conf = tmp_path / "registries.conf"
+    conf.write_text(
+        '[[registry]]\nprefix = "registry.redhat.io/rhaiis"\nlocation = "registry.redhat.io/rhaiis"\n'
+        f'[[registry.mirror]]\nlocation = "{r.host}/rhaiis"\n'
+    )
+    variables = {
+        "vllm_profile_image": guide,
+        "vllm_profile_registry_logins": [{"registry": r.host, "username": r.username, "password": r.password}],
+        "vllm_profile_registry_auth_file": str(tmp_path / "auth.json"),
+    }
+    served = "GET /v2/rhaiis/vllm-cuda-rhel9/manifests/3.2.1"
+    before = r.log_text().count(served)
+    try:
+        proc = ansible.run_playbook(
+            write(tmp_path, "images.yml", IMAGES_PLAYBOOK), variables, CONTAINERS_REGISTRIES_CONF=str(conf)
+        )
+        pulled = podman.run("image", "inspect", "--format", "{{.Id}}", guide, check=False).stdout.strip()
+    finally:
+        podman.run("rmi", guide, check=False)  # the tag; the image stays under its harness name
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    base_id = podman.run("image", "inspect", "--format", "{{.Id}}", base).stdout.strip()
+    assert pulled == base_id  # what the mirror holds under rhaiis/vllm-cuda-rhel9:3.2.1
+    assert r.log_text().count(served) > before  # and the mirror served it
 
 
 # --------------------------------------------------------------------------- the fleet
@@ -308,7 +369,7 @@ def apt_cache() -> Path:
     "nsys",
     [pytest.param("standin", id="standin-nsys"), pytest.param("debian", id="debian-nsys-2022.4", marks=full_tier)],
 )
-def test_fleet_builds_once_pushes_once_pulls_twice(reg, tmp_path: Path, apt_cache: Path, nsys: str) -> None:
+def test_fleet_builds_once_pushes_once_pulls_twice(reg, base: str, tmp_path: Path, apt_cache: Path, nsys: str) -> None:
     r, serving = reg
     podman.ensure_image(GPUHOST)
     fleet = ["build-1", "pull-1", "pull-2"]
@@ -320,6 +381,10 @@ def test_fleet_builds_once_pushes_once_pulls_twice(reg, tmp_path: Path, apt_cach
     group_vars = yaml.safe_load(example.replace("registry.example.internal", r.host))
     nsys_ref = group_vars["vllm_profile_nsys_image"]
     assert group_vars["vllm_profile_image"] == serving and nsys_ref == r.ref("vllm-profile/vllm-nsys:3.2.1")
+    if nsys == "debian":  # Debian's nsight-systems needs a Debian base: the harness's, under a tag of its own
+        podman.ensure_image("vllm-infra-debian12")
+        serving = push_as(r, DEBIAN_BASE, "rhaiis/vllm-cuda-rhel9:3.2.1-debian", tmp_path / "operator-auth.json")
+        group_vars["vllm_profile_image"] = serving
     group_vars.update(
         {
             "vault_mirror_user": r.username,
@@ -356,7 +421,7 @@ def test_fleet_builds_once_pushes_once_pulls_twice(reg, tmp_path: Path, apt_cach
         # The air-gapped host: no network at all. The controller carries both images as archives: the serving
         # image (an operator's `podman save`) and the nsys image (saved by the build host, fetched).
         archive = tmp_path / "serving.tar"
-        podman.run("tag", BASE, serving)
+        podman.run("tag", DEBIAN_BASE if nsys == "debian" else base, serving)
         podman.run("save", "-o", str(archive), serving)
         podman.run("rmi", serving, check=False)
         air_vars = {
@@ -394,7 +459,7 @@ def test_fleet_builds_once_pushes_once_pulls_twice(reg, tmp_path: Path, apt_cach
             print(f"{label} {task}: {task_lines(proc.stdout, task)}")
     # Check mode on the fresh fleet says what run 1 will do, and does none of it.
     assert counts(res0) == {"built": 1, "pushed": 1, "pulled": 2}, res0
-    assert "pulled: true" in check.stdout or '"pulled": true' in check.stdout
+    assert all(c["failed"] == 0 for c in ansible.recap(check.stdout).values())
     # Run 1: build-1 built and pushed, pull-1 and pull-2 pulled; all three have the same image, by id and label.
     assert counts(res1) == {"built": 1, "pushed": 1, "pulled": 2}, res1
     assert res1["build-1"]["built"]["built"] is True and res1["build-1"]["built"]["pushed"] is True
