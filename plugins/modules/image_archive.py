@@ -128,12 +128,17 @@ class ImageArchive:
             self.module.fail_json(msg=str(exc))
         return []
 
+    @property
+    def cli(self) -> ModuleCliClient:
+        if self.podman is None:  # state=read never runs podman
+            raise RuntimeError("podman is not used with state=read")
+        return self.podman
+
     def local_ids(self, names: t.Iterable[str]) -> dict[str, str]:
         """Name -> image ID for the names the host has."""
-        assert self.podman is not None
         out = {}
         for name in names:
-            result = self.podman.call("image", "inspect", "--format", "json", name)
+            result = self.cli.call("image", "inspect", "--format", "json", name)
             if result.rc == 0:
                 data = json.loads(result.stdout or "[]")
                 if data:
@@ -146,7 +151,6 @@ class ImageArchive:
         if p["state"] == "read":
             results["images"] = self.read()
             return results
-        assert self.podman is not None
         if p["state"] == "loaded":
             if not os.path.isfile(p["path"]):
                 self.module.fail_json(msg=f"the image archive {p['path']} is not on this host")
@@ -158,7 +162,7 @@ class ImageArchive:
                 return results
             results.update(changed=True, loaded=True)
             if not self.module.check_mode:
-                loaded = self.podman.call("load", "--input", p["path"])
+                loaded = self.cli.call("load", "--input", p["path"])
                 if loaded.rc != 0:
                     self.module.fail_json(
                         msg=f"podman load of {p['path']} failed: {_registry.first_error_line(loaded.stderr)}",
@@ -197,7 +201,7 @@ class ImageArchive:
             partial = p["path"] + ".partial"
             if os.path.exists(partial):
                 os.unlink(partial)
-            saved = self.podman.call(
+            saved = self.cli.call(
                 "save", "--format", "docker-archive", "--multi-image-archive", "--output", partial, *p["images"]
             )
             if saved.rc != 0:

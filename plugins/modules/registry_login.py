@@ -15,10 +15,10 @@ description:
     that user's auth file (root's and a rootless user's differ) and the password is never on a command line,
     in the module's output or in any file other than the auth file (mode 0600).
   - The login is checked against the registry on every run (a password that was changed fails here, before
-    any image is pulled); RV(changed) is true only when the auth file's entry for the registry changed.
+    any image is pulled); C(changed) is true only when the auth file's entry for the registry changed.
   - A failed login fails with one sentence that names the registry and the fix, then podman's own error line.
   - Unlike M(containers.podman.podman_login), the password never appears in C(/proc/<pid>/cmdline), check
-    mode is supported, and RV(changed) compares only this registry's entry.
+    mode is supported, and C(changed) compares only this registry's entry.
 author:
   - vllm_infra.profiling contributors (@vllm-infra)
 extends_documentation_fragment:

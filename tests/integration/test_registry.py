@@ -122,6 +122,9 @@ def make_busybox_image(tmp: Path, ref: str) -> str:
             (root / "bin" / applet).symlink_to("busybox")
     for directory in ("tmp", "usr/local/bin", "etc", "root"):
         (root / directory).mkdir(parents=True, exist_ok=True)
+    # `USER root` in a build needs the user to be known.
+    (root / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
+    (root / "etc" / "group").write_text("root:x:0:\n")
     tar = subprocess.run(["tar", "-C", str(root), "-c", "."], capture_output=True, check=True).stdout
     podman.run("import", "--change", 'CMD ["/bin/sh"]', "-", ref, input=tar.decode("latin-1"), encoding="latin-1")
     return podman.run("image", "inspect", "--format", "{{.Id}}", ref).stdout.strip()
@@ -418,6 +421,15 @@ def test_fleet_builds_once_pushes_once_pulls_twice(reg, base: str, tmp_path: Pat
                     images = podman.run("exec", names[host], "podman", "images", "--noheading").stdout
                     assert r.host not in images, (host, images)
 
+        # The password is in no file on the hosts but the auth file (which holds it base64-encoded), mode 0600.
+        leaks = {}
+        for host in fleet:
+            found = podman.run(
+                "exec", names[host], "grep", "-rlF", "-e", r.password, "-e", secret_forms(r.password, r.username)[1],
+                "/", "--exclude-dir=proc", "--exclude-dir=sys", "--exclude-dir=dev", check=False, timeout=900,
+            ).stdout.split()  # fmt: skip
+            mode = podman.run("exec", names[host], "stat", "-c", "%a", "/root/.config/containers/auth.json").stdout
+            leaks[host] = (found, mode.strip())
         # The air-gapped host: no network at all. The controller carries both images as archives: the serving
         # image (an operator's `podman save`) and the nsys image (saved by the build host, fetched).
         archive = tmp_path / "serving.tar"
@@ -457,6 +469,9 @@ def test_fleet_builds_once_pushes_once_pulls_twice(reg, base: str, tmp_path: Pat
         print(f"{label} built/pushed/pulled: {counts(res)}")
         for task in ("Build the Nsight Systems image from", "Pull the fleet's nsys image unless"):
             print(f"{label} {task}: {task_lines(proc.stdout, task)}")
+    print(f"files holding the password: {leaks}")
+    for host, (found, mode) in leaks.items():
+        assert found == ["/root/.config/containers/auth.json"] and mode == "600", (host, found, mode)
     # Check mode on the fresh fleet says what run 1 will do, and does none of it.
     assert counts(res0) == {"built": 1, "pushed": 1, "pulled": 2}, res0
     assert all(c["failed"] == 0 for c in ansible.recap(check.stdout).values())
