@@ -24,6 +24,8 @@ DEBIAN_PACKAGES=(
   rpm createrepo-c libmodulemd-tools dnf python3-dnf python3-rpm gnupg
   dpkg-dev apt-utils
   chromium  # headless rendering test of trace_summary's HTML report
+  docker-registry apache2-utils openssl  # a real registry (distribution 2.8), htpasswd -B, a test CA (tests/support/registry.py)
+  busybox-static  # a 2 MB image for the registry tests' fleet (tests/integration/test_registry.py)
 )
 
 setup_debian_packages() {

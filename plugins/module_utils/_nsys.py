@@ -336,9 +336,15 @@ def render_containerfile(base: BaseImage, install: InstallOptions, profile: Prof
 
 
 def build_hash(containerfile: str, base: BaseImage) -> str:
-    """The label value: the Containerfile and the exact base image it was built from."""
+    """The label value: the Containerfile and the exact base image it was built from.
+
+    The base is named by its image ID (the digest of its config, which names every layer), not by its
+    manifest digest: the ID is the same on every host that has the image, whether pulled, pushed to a
+    mirror or loaded from an archive, while the manifest digest changes with the transport. So the fleet
+    agrees on one hash, and a host whose image carries it neither builds nor pulls.
+    """
     digest = hashlib.sha256()
-    for part in (containerfile, base.id, base.digest):
+    for part in (containerfile, base.id):
         digest.update(part.encode())
         digest.update(b"\0")
     return digest.hexdigest()

@@ -23,8 +23,12 @@ description:
     Run the container with C(--init) (podman's init forwards the signal to nsys) and a stop timeout
     long enough for the report to be written.
   - Idempotent. The image carries the label C(vllm_infra.profiling.nsys.hash), a SHA-256 of the generated
-    Containerfile and of the base image's ID and digest; nothing is built when the label matches,
+    Containerfile and of the base image's ID; nothing is built when the label matches,
     so a changed option B(or a changed base image) rebuilds, and an unchanged pair does not.
+  - The label survives C(podman push), C(pull), C(save) and C(load), and the base image's ID is the same on
+    every host that has it, so one host can build and push (O(push)) while the others pull the image
+    (M(vllm_infra.profiling.registry_image) with the label in its O(vllm_infra.profiling.registry_image#module:labels))
+    or load it (M(vllm_infra.profiling.image_archive)); run this module in check mode there to learn the hash.
   - Runs on the host that holds the images (the GPU host); does not pull the base image.
 author:
   - vllm_infra.profiling contributors (@vllm-infra)
@@ -340,7 +344,7 @@ import typing as t
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.vllm_infra.profiling.plugins.module_utils import _nsys
+from ansible_collections.vllm_infra.profiling.plugins.module_utils import _nsys, _registry
 from ansible_collections.vllm_infra.profiling.plugins.module_utils._cli import ModuleCliClient
 
 LABEL_CONTAINERFILE = "vllm_infra.profiling.nsys.containerfile"
@@ -400,6 +404,18 @@ class NsysImageBuilder:
             self.module.fail_json(msg=str(exc))
 
         base_data = self.inspect(p["base_image"])
+        if base_data is None and self.check_mode:
+            # A host that has not pulled its base yet (check mode pulls nothing): a build would follow the pull.
+            self.results.update(
+                changed=True,
+                built=True,
+                pushed=bool(p["push"]),
+                reason=f"base image {p['base_image']} is not on this host yet (it would be pulled or loaded first)",
+                image_id=None,
+                hash="",
+                containerfile="",
+            )
+            return self.results
         if base_data is None:
             self.module.fail_json(
                 msg=f"base image {p['base_image']} is not in local podman storage; pull or build it first "
@@ -495,7 +511,13 @@ class NsysImageBuilder:
         result = self.podman.call(*argv)
         if result.rc != 0:
             self.module.fail_json(
-                msg=f"podman push to {push['destination']} failed (exit {result.rc}): {_nsys.tail(result.stderr, 5)}",
+                msg=_registry.failure_sentence(
+                    "push",
+                    _registry.registry_of(push["destination"]),
+                    result.stderr,
+                    ref=push["destination"],
+                    auth_file=push.get("authfile") or "",
+                ),
                 rc=result.rc,
                 image_id=self.results.get("image_id"),
                 built=self.results["built"],

@@ -290,9 +290,11 @@ def test_hash_covers_the_containerfile_and_the_base_image() -> None:
         _nsys.build_hash(text, VLLM_TINY),
         _nsys.build_hash(other_flag, VLLM_TINY),
         _nsys.build_hash(text, rebuilt_base),
-        _nsys.build_hash(text, new_digest),
     }
-    assert len(hashes) == 4
+    assert len(hashes) == 3
+    # The same image pulled from a mirror or loaded from an archive has another manifest digest but the
+    # same ID: the fleet agrees on one hash.
+    assert _nsys.build_hash(text, new_digest) == _nsys.build_hash(text, VLLM_TINY)
     labels = _nsys.build_labels(text, VLLM_TINY, CPU_PROFILE)
     assert labels[_nsys.LABEL_BASE] == f"localhost/vllm-cpu-tiny:0.32.0@{VLLM_TINY.id}"
     assert labels[_nsys.LABEL_REPORT] == "/vllm-profiles/%q{VLLM_INFRA_NSYS_REPORT}"
