@@ -315,6 +315,10 @@ def check_complete(path, chunk_size=1 << 20):
     """``(True, '')`` when the trace is whole: a gzip stream that reads to its end (CRC and
     length checked), or a plain JSON file that ends with its closing brace; else ``(False, why)``."""
     try:
+        # A file the profiler has created but not yet written to: gzip reads an empty file as an
+        # empty, "whole" stream.
+        if os.path.getsize(path) == 0:
+            return False, "empty"
         if path.endswith(".gz"):
             with gzip.open(path, "rb") as fh:
                 while fh.read(chunk_size):

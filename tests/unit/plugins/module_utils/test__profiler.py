@@ -419,3 +419,10 @@ def test_the_appear_window_does_not_cut_a_trace_short(tmp_path: Path) -> None:
         thread.join()
     assert traces[0]["size"] == path.stat().st_size
     assert P.check_complete(str(path)) == (True, "")
+
+
+def test_an_empty_gzip_trace_is_not_complete(tmp_path: Path) -> None:
+    """vLLM creates the file before it writes: an empty .gz is not a whole trace (gzip reads it as one)."""
+    path = tmp_path / "rank0.1.pt.trace.json.gz"
+    path.write_bytes(b"")
+    assert P.check_complete(str(path)) == (False, "empty")
