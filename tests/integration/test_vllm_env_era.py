@@ -55,9 +55,6 @@ def host_vars(tmp: Path, image: str, dest: Path, **overrides):
             "vllm_profile_restore": "keep",
         }
     )
-    if image == ENV_IMAGE:
-        # The image's user (vLLM's images: 2000, group 0) owns the directories it writes to.
-        base["vllm_profile_container_uid"] = 2000
     base.update(overrides)
     return base
 
@@ -85,7 +82,17 @@ def run_hosts(tmp: Path, hosts: dict[str, dict], run_id: str, *args: str):
             }
         )
     )
-    return ansible.run_playbook(PLAYBOOK, {"vllm_profile_run_id": run_id}, *args, inventory=inventory)
+    # JSON results (ansible.cfg prints YAML), to read the capture's timings from the -v output.
+    run = ansible.run_playbook(
+        PLAYBOOK,
+        {"vllm_profile_run_id": run_id},
+        *args,
+        inventory=inventory,
+        ANSIBLE_CALLBACK_RESULT_FORMAT="json",
+    )
+    (tmp / f"{run_id}.log").write_text(run.stdout + run.stderr)
+    assert run.returncode == 0, f"the whole output: {tmp / f'{run_id}.log'}\n{run.stdout[-8000:]}"
+    return run
 
 
 def engine_steps(trace_path: Path) -> list[tuple[int, int]]:
@@ -147,7 +154,6 @@ def auto_pair(tmp_path_factory):
     }
     try:
         run = run_hosts(tmp, hosts, "auto", "-v")
-        assert run.returncode == 0, run.stdout[-8000:]
         defs = {host: definition(v["vllm_profile_container_name"]) for host, v in hosts.items()}
         yield {"hosts": hosts, "run": run, "defs": defs}
     finally:
@@ -167,7 +173,6 @@ def env_runs(tmp_path_factory):
         )
         try:
             run = run_hosts(tmp, {"vllm-0.14": variables}, label, "-v")
-            assert run.returncode == 0, run.stdout[-8000:]
             out[label] = {"vars": variables, "run": run, "def": definition(variables["vllm_profile_container_name"])}
         finally:
             podman.remove(variables["vllm_profile_container_name"])
