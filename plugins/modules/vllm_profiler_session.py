@@ -226,8 +226,8 @@ traces:
     kind:
       description:
         - C(frontend) for the API server's own trace (C(*.async_llm.*)); the worker's rank label
-          (C(rank0), C(dp0_pp0_tp0_dcp0_ep0_rank0)); C(graph_capture); or C(worker) when the name has
-          no rank (vLLM before 0.11).
+          (C(rank0), C(dp0_pp0_tp0_dcp0_ep0_rank0); C(<instance>-rank-0) of vLLM 0.11 to 0.15 reads as
+          C(rank0)); C(graph_capture); or C(worker) when the name has no rank (vLLM before 0.11).
       type: str
       sample: rank0
     rank:
@@ -247,14 +247,31 @@ traces:
       rank: 0
       compressed: true
 tables:
-  description: Key-average tables (C(*.profiler_out.txt)) written or rewritten by this session.
+  description:
+    - Key-average tables written or rewritten by this session, beside the traces
+      (C({prefix_}rank0.profiler_out.txt) from vLLM 0.16, C(profiler_out_0.txt) in 0.13 to 0.15).
+    - vLLM 0.13 to 0.15 write the same name at every capture; fetch it before the next one.
   returned: always
   type: list
   elements: dict
+  contains:
+    path:
+      description: Path on the host.
+      type: str
+    name:
+      description: File name.
+      type: str
+    size:
+      description: Size in bytes.
+      type: int
+    rank:
+      description: Worker rank the table belongs to, V(null) when the name carries none.
+      type: int
   sample:
     - path: /srv/vllm/profiles/rank0.profiler_out.txt
       name: rank0.profiler_out.txt
       size: 6943
+      rank: 0
 timings:
   description: Seconds spent in each phase (C(ready), C(start), C(workload), C(stop), C(flush), C(total)).
   returned: always

