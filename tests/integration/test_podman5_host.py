@@ -16,7 +16,9 @@ mknod, without a driver behind them.
   uid on rootful podman 5, and the INNER ``podman inspect`` shows it, with label=disable and shm 8g.
 * (c) ``test_cdi_*``: NVIDIA's own CDI specs of cdiVersion 0.6.0 and 0.7.0 (tests/fixtures/cdi, generated
   on Tesla T4 hosts) applied by the real podman 5 with ``--device nvidia.com/gpu=0``; and a cdiVersion sweep
-  whose outcome must match the collection's podman/cdiVersion table (plugins/module_utils/_cdi.py).
+  whose outcome must match the collection's podman/cdiVersion table (plugins/module_utils/_cdi.py). Debian builds
+  podman 5.4.2 with its own CDI library package (Built-Using: golang-tags.cncf-container-device-interface
+  0.8.0), the same CDI v0.8.0 that upstream podman vendors since 5.2.
 """
 
 from __future__ import annotations
@@ -77,7 +79,10 @@ def minimal_vars(tmp: Path, **overrides: t.Any) -> dict[str, t.Any]:
 def run_role(tmp: Path, host: podman5_host.Host, variables: dict[str, t.Any], label: str):
     inventory = podman5_host.write_inventory(tmp / f"inventory-{label}.json", podman5_host.inventory({"p5": host}))
     started = time.monotonic()
-    proc = ansible.run_playbook(PLAYBOOK, variables, inventory=inventory, timeout=1800)
+    proc = ansible.run_playbook(
+        PLAYBOOK, variables, inventory=inventory, timeout=1800,
+        ANSIBLE_CALLBACKS_ENABLED="ansible.posix.profile_tasks",
+    )  # fmt: skip
     MEASURED[f"{label}: playbook_s"] = round(time.monotonic() - started, 1)
     MEASURED[f"{label}: recap"] = [line for line in proc.stdout.splitlines() if re.match(r"^\S+\s+: ok=", line)]
     (tmp / f"{label}.log").write_text(proc.stdout + proc.stderr)
