@@ -82,6 +82,7 @@ def run_role(tmp: Path, host: podman5_host.Host, variables: dict[str, t.Any], la
     proc = ansible.run_playbook(
         PLAYBOOK, variables, inventory=inventory, timeout=1800,
         ANSIBLE_CALLBACKS_ENABLED="ansible.posix.profile_tasks",
+        ANSIBLE_CALLBACK_RESULT_FORMAT="json",  # one result per line: the host line is one JSON string
     )  # fmt: skip
     MEASURED[f"{label}: playbook_s"] = round(time.monotonic() - started, 1)
     MEASURED[f"{label}: recap"] = [line for line in proc.stdout.splitlines() if re.match(r"^\S+\s+: ok=", line)]
@@ -292,25 +293,35 @@ def test_rootful_keep_id_profiles_with_the_guide_flags(keep_id_run, admin_host) 
     assert image_user == "1001"
     host_config = inspect["HostConfig"]
     create = inspect["Config"]["CreateCommand"]
-    userns = [arg for arg in create if arg.startswith("--userns")]
+    userns = create[create.index("--userns") + 1] if "--userns" in create else None
     MEASURED["inner podman inspect"] = {
         "Config.User": inspect["Config"]["User"],
+        "CreateCommand --userns": userns,
         "HostConfig.UsernsMode": host_config["UsernsMode"],
         "HostConfig.IDMappings": host_config.get("IDMappings"),
-        "CreateCommand --userns": userns,
         "HostConfig.SecurityOpt": host_config["SecurityOpt"],
         "HostConfig.ShmSize": host_config["ShmSize"],
     }
-    # `auto` resolved to keep-id with the image's uid (and group), on rootful podman 5.
-    assert userns == [f"--userns=keep-id:uid={image_user},gid=0"] or create[create.index("--userns") + 1] == (
-        f"keep-id:uid={image_user},gid=0"
-    )
+    # `auto` resolved to the guide's keep-id with the image's uid (and its group, 0), on rootful podman 5.
+    assert userns == f"keep-id:uid={image_user},gid=0", create
+    # Rootful podman 5 runs keep-id in a user namespace that maps root's own (identity) range: the server runs as
+    # the image's uid on the host too (as the guide's `ls` of the traces, owned by uid 2000, shows), and podman
+    # reports the namespace as "private" with that mapping.
+    assert host_config["UsernsMode"] == "private"
+    assert host_config["IDMappings"] == {"UidMap": ["0:0:4294967295"], "GidMap": ["0:0:4294967295"]}
     assert inspect["Config"]["User"] == image_user
     assert "label=disable" in host_config["SecurityOpt"]
     assert host_config["ShmSize"] == 8589934592  # 8g, the guide's
-    # The server's PID runs as the image's user.
-    status = admin_host.podman("exec", keep_id_run["vars"]["vllm_profile_container_name"], "id", "-u").stdout
-    assert status.strip() == image_user
+    # The server's processes run as the image's uid in the container (PID 1, podman's init) and, rootful
+    # keep-id, on the host (the stand-in's process table) too.
+    name = keep_id_run["vars"]["vllm_profile_container_name"]
+    pid1 = admin_host.podman("exec", name, "grep", "^Uid:", "/proc/1/status").stdout.split()
+    host_ps = admin_host.exec("ps", "-eo", "uid=,args=").stdout.splitlines()
+    servers = [line.split(None, 1) for line in host_ps if "vllm.entrypoints.openai.api_server" in line]
+    MEASURED["container PID 1 Uid (real, effective, saved, fs)"] = pid1[1:]
+    MEASURED["host uid of the server processes"] = sorted({uid for uid, _args in servers})
+    assert pid1[1:] == [image_user] * 4
+    assert servers and all(uid == image_user for uid, _args in servers), host_ps
 
 
 # --------------------------------------------------------------------------- (a) a bare host
@@ -337,12 +348,17 @@ def test_bare_host_without_prerequisites_fails_with_what_to_install(bare_host_ru
     assert proc.returncode != 0
     assert bare_host_runs["still_bare"], "the role installed podman although installation was off"
     assert ansible.recap(proc.stdout)["p5"]["failed"] == 1
-    # The preflight's sentence names what is missing and how to get it.
-    match = re.search(r"p5: failed[^\n]*", proc.stdout)
-    assert match, proc.stdout[-4000:]
-    MEASURED["bare host, prerequisites off: host line"] = match.group(0)
-    assert "podman" in match.group(0)
-    assert "vllm_profile_install_prerequisites" in match.group(0)
+    # The host's line in the report: the preflight's sentences, naming what to install (or the switch that does).
+    lines = [json.loads(q) for q in re.findall(r'"msg": ("(?:[^"\\]|\\.)*")', proc.stdout)]
+    host_line = next((line for line in lines if line.startswith("p5: failed")), None)
+    assert host_line, proc.stdout[-4000:]
+    MEASURED["bare host, prerequisites off: host line"] = host_line
+    assert host_line.startswith('p5: failed at "Check the host for what the server needs": ')
+    assert (
+        "podman is not installed (no podman on PATH): install podman, or set vllm_profile_install_prerequisites: true."
+        in host_line
+    )
+    assert "install catatonit, or set vllm_profile_install_prerequisites: true." in host_line
 
 
 def test_bare_host_installs_prerequisites_and_profiles(bare_host_runs) -> None:
