@@ -124,7 +124,7 @@ class ImageSpec:
 
 
 def build_debootstrap(spec: ImageSpec, inputs: str) -> None:
-    """Debian minbase (params "suite", default bookworm = Debian 12) plus the packages in params, imported as an image."""
+    """Debian minbase (params: "suite", default bookworm = Debian 12; "include" packages), imported as an image."""
     include = dict(spec.params).get("include", "")
     suite = dict(spec.params).get("suite", "bookworm")
     with tempfile.TemporaryDirectory(prefix="vllm-infra-rootfs-") as root:
