@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: failure_reason
 short_description: One line saying why a task failed, with the cause its tool printed
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Takes a failed task's result (C(ansible_failed_result) in a C(rescue)) and returns its message followed by the
     line of its C(stderr) that names the cause, such as podman's C(Error:) line.

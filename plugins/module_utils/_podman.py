@@ -158,7 +158,10 @@ def resolve_userns(requested: str, version: t.Sequence[int], rootless: bool, uid
     supported, why = keep_id_support(version, rootless)
     if requested == "auto":
         if supported:
-            return {"userns": f"keep-id:uid={uid},gid={gid}", "keep_id": True, "note": "", "problem": ""}
+            # The guide's form: uid only. The user's own group then keeps its number in the container, and
+            # the image's group (0) stays a subordinate one; podman 4.3 rootless cannot map gid=0 at all
+            # ("can't get final child's PID from pipe").
+            return {"userns": f"keep-id:uid={uid}", "keep_id": True, "note": "", "problem": ""}
         return {
             "userns": "",
             "keep_id": False,

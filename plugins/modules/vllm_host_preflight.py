@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: vllm_host_preflight
 short_description: Check that a host can run the vLLM server container, and say what to fix
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Reads what a host's podman can do for the user the task runs as, before any container starts, and turns each
     problem into one sentence that names the fix.

@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: vllm_image_info
 short_description: The user and vLLM version of a vLLM container image
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Reads a local image's id, entrypoint and C(Config.User) (C(podman image inspect)), then resolves the user to a
     numeric uid and gid and reads the image's vLLM version by running the image's own C(python3) once, without

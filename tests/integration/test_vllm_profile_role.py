@@ -143,6 +143,8 @@ def test_secrets_stay_out_of_logs_and_inspect(two_runs) -> None:
     assert requests.get(f"{url}/v1/models", headers={"Authorization": f"Bearer {API_KEY}"}, timeout=10).ok
     name = two_runs["vars"]["vllm_profile_container_name"]
     env = dict(item.split("=", 1) for item in two_runs["inspect"]["Config"]["Env"])
+    # `podman exec` runs as the image's own user (1001 here; test_role_defaults.py does 2000:0).
+    assert two_runs["inspect"]["Config"]["User"] == "1001"
     assert podman.run("exec", name, "cat", env["HF_TOKEN_PATH"]).stdout == HF_TOKEN
 
 

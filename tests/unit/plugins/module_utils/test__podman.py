@@ -182,7 +182,7 @@ def test_keep_id_support(version, rootless, supported) -> None:
 
 def test_auto_is_the_guides_keep_id_with_the_images_user() -> None:
     plan = _podman.resolve_userns("auto", (5, 4, 2), False, 2000, 0)
-    assert plan == {"userns": "keep-id:uid=2000,gid=0", "keep_id": True, "note": "", "problem": ""}
+    assert plan == {"userns": "keep-id:uid=2000", "keep_id": True, "note": "", "problem": ""}
 
 
 def test_auto_on_roots_podman_43_runs_without_a_namespace_and_says_why() -> None:
@@ -216,8 +216,8 @@ IMAGE_2000 = {"uid": 2000, "gid": 0}
     ("preflight", "userns", "owner"),
     [
         (PREFLIGHT_ROOT_43, "", (2000, 0)),  # no namespace: the image's user writes as itself
-        (PREFLIGHT_ROOT_5, "keep-id:uid=2000,gid=0", (0, 0)),  # root appears as 2000:0 in the container
-        (PREFLIGHT_ROOTLESS, "keep-id:uid=2000,gid=0", (1000, 1000)),  # the user appears as 2000:0
+        (PREFLIGHT_ROOT_5, "keep-id:uid=2000", (0, 0)),  # root appears as 2000:0 in the container
+        (PREFLIGHT_ROOTLESS, "keep-id:uid=2000", (1000, 1000)),  # the user appears as 2000:0
     ],
 )
 def test_userns_plan_owns_the_host_directories_for_whoever_writes_them(preflight, userns, owner) -> None:
