@@ -13,7 +13,8 @@ mknod, without a driver behind them.
   installs podman and catatonit with apt, launches and profiles: 10 engine steps fetched to the controller.
 * (b) ``test_rootful_keep_id_*``: podman installed by the admin; the README's minimal vars (only image, model
   and devices swapped for the CPU harness): ``vllm_profile_userns: auto`` resolves to keep-id with the image's
-  uid on rootful podman 5, and the INNER ``podman inspect`` shows it, with label=disable and shm 8g.
+  uid on rootful podman 5 (``keep-id:uid=1001``), and the INNER ``podman inspect`` shows it, with label=disable
+  and shm 8g.
 * (c) ``test_cdi_*``: NVIDIA's own CDI specs of cdiVersion 0.6.0 and 0.7.0 (tests/fixtures/cdi, generated
   on Tesla T4 hosts) applied by the real podman 5 with ``--device nvidia.com/gpu=0``; and a cdiVersion sweep
   whose outcome must match the collection's podman/cdiVersion table (plugins/module_utils/_cdi.py). Debian builds
@@ -302,8 +303,8 @@ def test_rootful_keep_id_profiles_with_the_guide_flags(keep_id_run, admin_host) 
         "HostConfig.SecurityOpt": host_config["SecurityOpt"],
         "HostConfig.ShmSize": host_config["ShmSize"],
     }
-    # `auto` resolved to the guide's keep-id with the image's uid (and its group, 0), on rootful podman 5.
-    assert userns == f"keep-id:uid={image_user},gid=0", create
+    # `auto` resolved to the guide's keep-id with the image's uid, on rootful podman 5.
+    assert userns == f"keep-id:uid={image_user}", create
     # Rootful podman 5 runs keep-id in a user namespace that maps root's own (identity) range: the server runs as
     # the image's uid on the host too (as the guide's `ls` of the traces, owned by uid 2000, shows), and podman
     # reports the namespace as "private" with that mapping.
