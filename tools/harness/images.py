@@ -130,13 +130,14 @@ class ImageSpec:
 
 
 def build_debootstrap(spec: ImageSpec, inputs: str) -> None:
-    """Debian 12 minbase plus the packages in params, imported as an image."""
+    """Debian minbase (params: "suite", default bookworm = Debian 12; "include" packages), imported as an image."""
     include = dict(spec.params).get("include", "")
+    suite = dict(spec.params).get("suite", "bookworm")
     with tempfile.TemporaryDirectory(prefix="vllm-infra-rootfs-") as root:
         cmd = ["debootstrap", "--variant=minbase"]
         if include:
             cmd.append(f"--include={include}")
-        cmd += ["bookworm", root, apt_mirror()]
+        cmd += [suite, root, apt_mirror()]
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
         # Keep the image small and reproducible: no apt lists, no caches.
         for sub in ("var/lib/apt/lists", "var/cache/apt/archives"):
@@ -319,6 +320,24 @@ IMAGES: dict[str, ImageSpec] = {
             build=build_containerfile,
             base="vllm-infra-debian12",
             directory="debian12-gpuhost",
+        ),
+        # Podman 5 stand-in host (issue 13): a BARE Debian 13 (trixie; its archive has podman 5.4.2, RHEL 9.5+
+        # ships podman 5.x) with python3 for Ansible and no podman, so that the role installs its prerequisites
+        # there; tools/images/debian13-host/ holds the settings this sandbox needs for a nested podman.
+        ImageSpec(
+            name="vllm-infra-debian13",
+            tag="latest",
+            files=(),
+            build=build_debootstrap,
+            params=(("suite", "trixie"), ("include", "python3,python3-apt,ca-certificates,procps,curl")),
+        ),
+        ImageSpec(
+            name="vllm-infra-debian13-host",
+            tag="latest",
+            files=("Containerfile", "50-sandbox-standin.conf", "storage.conf"),
+            build=build_containerfile,
+            base="vllm-infra-debian13",
+            directory="debian13-host",
         ),
     )
 }
