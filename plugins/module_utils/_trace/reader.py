@@ -88,7 +88,7 @@ class JsonScanner:
         """Up to ``size`` bytes of uncompressed JSON (b"" only at the end of the file)."""
         while True:
             z = self._zip
-            if z is not None and z.unconsumed_tail:
+            if z is not None and z.unconsumed_tail and not z.eof:
                 data = z.unconsumed_tail
             else:
                 data = self._pending or self._raw.read(size if z is None else max(size // 8, 1 << 16))
