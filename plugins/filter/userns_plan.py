@@ -13,8 +13,9 @@ description:
     podman, and root's podman from 4.5. Root's podman before 4.5 runs without a user namespace, and the result's
     C(note) says so.
   - An explicit value is kept; C(problem) says why it cannot run here, if it cannot.
-  - The host directories the container writes to belong to the connecting user under keep-id (that user appears in
-    the container as the image's user), else to the image's user.
+  - The host directories the container writes to belong to the connecting user under rootless podman (with keep-id
+    that user appears in the container as the image's user), and to the image's user under root's podman (whose
+    keep-id maps root's id range one to one).
 author:
   - vllm_infra.profiling contributors (@vllm-infra)
 positional: _input

@@ -310,9 +310,11 @@ def userns_plan(requested: str, preflight: t.Mapping[str, t.Any], image: t.Mappi
     ``preflight`` is a ``vllm_host_preflight`` result (podman version, rootless, the connecting user),
     ``image`` a ``vllm_image_info`` result (the image's uid and gid).
 
-    - keep-id (rootless, or root's podman >= 4.5): the connecting user appears in the container as the image's
-      user, so the host directories belong to the connecting user;
-    - no user namespace as root: the image's user writes as itself, so the directories belong to it;
+    - rootless keep-id: the connecting user appears in the container as the image's user, so the host
+      directories belong to the connecting user;
+    - root's podman, keep-id (4.5+) or none: root's whole id range is mapped one to one (podman 5.4.2 shows
+      IDMappings 0:0:4294967295 for keep-id:uid=1001), so the image's user writes as itself on the host and
+      the directories belong to it;
     - rootless without keep-id: the image's user is a subordinate id on the host; the directories are the
       user's and the container cannot write them unless the user says otherwise (noted).
     Directories are group-writable for the image's group as well (OpenShift-style images run with gid 0).
@@ -323,7 +325,7 @@ def userns_plan(requested: str, preflight: t.Mapping[str, t.Any], image: t.Mappi
     version = tuple(int(p) for p in re.findall(r"\d+", str(podman.get("version") or "0"))[:3])
     rootless = bool(podman.get("rootless"))
     plan = resolve_userns(requested, version, rootless, uid, gid)
-    if plan["keep_id"] or rootless:
+    if rootless:
         owner, group = int(user.get("uid", 0)), int(user.get("gid", 0))
     else:
         owner, group = uid, gid

@@ -11,7 +11,8 @@ mknod, without a driver behind them.
 * (a) ``test_bare_host_*``: a host WITHOUT podman. With prerequisites installation off the host fails with the
   preflight sentence that names what to install; with ``vllm_profile_install_prerequisites: true`` the role
   installs podman and catatonit with apt, launches and profiles: 10 engine steps fetched to the controller.
-* (b) ``test_rootful_keep_id_*``: podman installed by the admin; the README's minimal vars (only image, model
+* (b) ``test_rootful_keep_id_*``: the same run as (a)'s second, once the role installed podman; the README's
+  minimal vars (only image, model
   and devices swapped for the CPU harness): ``vllm_profile_userns: auto`` resolves to keep-id with the image's
   uid on rootful podman 5 (``keep-id:uid=1001``), and the INNER ``podman inspect`` shows it, with label=disable
   and shm 8g.
@@ -273,15 +274,19 @@ def test_cdi_version_table_agrees_with_podman5(admin_host) -> None:
 
 
 @pytest.fixture(scope="module")
-def keep_id_run(admin_host, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("p5keepid")
-    variables = minimal_vars(tmp)
-    proc = run_role(tmp, admin_host, variables, "rootful keep-id")
-    inspect = admin_host.inspect(variables["vllm_profile_container_name"]) if proc.returncode == 0 else None
-    return {"vars": variables, "run": proc, "inspect": inspect, "tmp": tmp}
+def keep_id_run(bare_host_runs):
+    """The bare host's second run (prerequisites installed by the role, then the README's minimal vars): one
+    role run serves (a) and (b), each vLLM start costing minutes on 2 shared cores."""
+    return {
+        "vars": bare_host_runs["on_vars"],
+        "run": bare_host_runs["on"],
+        "inspect": bare_host_runs["on_inspect"],
+        "host": bare_host_runs["host"],
+    }
 
 
-def test_rootful_keep_id_profiles_with_the_guide_flags(keep_id_run, admin_host) -> None:
+def test_rootful_keep_id_profiles_with_the_guide_flags(keep_id_run) -> None:
+    admin_host = keep_id_run["host"]
     proc = keep_id_run["run"]
     assert proc.returncode == 0, proc.stdout[-8000:]
     assert ansible.recap(proc.stdout)["p5"]["failed"] == 0
@@ -341,7 +346,16 @@ def bare_host_runs(tmp_path_factory):
         on = run_role(tmp, host, with_install, "bare host, prerequisites on")
         installed = host.sh("podman --version; command -v catatonit; ls /usr/libexec/podman/catatonit", check=False)
         MEASURED["bare host after install"] = installed.stdout.splitlines()
-        yield {"off": off, "still_bare": still_bare, "on": on, "on_vars": with_install, "installed": installed}
+        inspect = host.inspect(with_install["vllm_profile_container_name"]) if on.returncode == 0 else None
+        yield {
+            "off": off,
+            "still_bare": still_bare,
+            "on": on,
+            "on_vars": with_install,
+            "on_inspect": inspect,
+            "installed": installed,
+            "host": host,
+        }
 
 
 def test_bare_host_without_prerequisites_fails_with_what_to_install(bare_host_runs) -> None:
