@@ -56,7 +56,6 @@ def __getattr__(name: str) -> t.Any:
 
 __all__ = [
     "KERNEL_CATEGORIES",
-    "NSYS_REPORTS",
     "VLLM_STEP_RE",
     "PythonRun",
     "TraceError",
