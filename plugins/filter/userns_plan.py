@@ -9,7 +9,7 @@ name: userns_plan
 short_description: The user namespace for a vLLM container, and who owns its host directories
 version_added: 0.1.0
 description:
-  - C(auto) follows the guide (C(--userns=keep-id:uid=<image uid>)) wherever podman runs it: rootless
+  - C(auto) follows the guide (C(--userns=keep-id:uid=<image uid>)) wherever podman runs it, that is rootless
     podman, and root's podman from 4.5. Root's podman before 4.5 runs without a user namespace, and the result's
     C(note) says so.
   - An explicit value is kept; C(problem) says why it cannot run here, if it cannot.

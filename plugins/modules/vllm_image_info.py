@@ -14,7 +14,7 @@ description:
     numeric uid and gid and reads the image's vLLM version by running the image's own C(python3) once, without
     network, as the image's user (C(podman run --rm --network=none)).
   - The image's user decides how the server's container is run (the C(keep-id) uid, who owns the host directories and
-    the secret files): vLLM's own images and the guide's Red Hat AI Inference Server image run as uid 2000, gid 0.
+    the secret files). vLLM's own images and the guide's Red Hat AI Inference Server image run as uid 2000, gid 0.
   - What was read is remembered per image id in O(cache_dir), so a later run on the same image starts no container.
 extends_documentation_fragment:
   - vllm_infra.profiling.attributes
