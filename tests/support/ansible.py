@@ -27,6 +27,9 @@ def env(**extra: str) -> dict[str, str]:
             "ANSIBLE_FORCE_COLOR": "0",
         }
     )
+    # Not PYTHONPATH: under ansible-test units it holds a module_utils-only `ansible` package, and
+    # ansible-playbook finds this collection through ANSIBLE_COLLECTIONS_PATH anyway.
+    out.pop("PYTHONPATH", None)
     out.update(extra)
     return out
 
