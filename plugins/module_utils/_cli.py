@@ -88,6 +88,14 @@ class ModuleCliClient(CliClientBase):
         except FileNotFoundError:
             return None
 
+    @classmethod
+    def require(cls, module: t.Any, name: str, path: str | None = None, **kwargs: t.Any) -> ModuleCliClient:
+        """The client, or the module fails saying the binary is not on this host."""
+        client = cls.find(module, name, path=path, **kwargs)
+        if client is None:
+            module.fail_json(msg=f"{path or name} was not found on this host")
+        return client  # type: ignore[return-value]
+
     def _execute(self, argv: list[str], environ_update: dict[str, str] | None) -> tuple[int, str, str]:
         rc, stdout, stderr = self.module.run_command(argv, environ_update=environ_update or {}, check_rc=False)
         return rc, stdout, stderr

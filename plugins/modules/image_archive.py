@@ -117,9 +117,7 @@ class ImageArchive:
         self.params = module.params
         self.podman: ModuleCliClient | None = None
         if module.params["state"] != "read":
-            self.podman = ModuleCliClient.find(module, module.params["executable"])
-            if self.podman is None:
-                module.fail_json(msg=f"{module.params['executable']} was not found on this host")
+            self.podman = ModuleCliClient.require(module, module.params["executable"])
 
     def read(self) -> list[dict[str, t.Any]]:
         try:

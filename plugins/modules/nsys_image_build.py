@@ -357,10 +357,7 @@ class NsysImageBuilder:
         self.module = module
         self.params = module.params
         self.check_mode = module.check_mode
-        podman = ModuleCliClient.find(module, module.params["executable"])
-        if podman is None:
-            module.fail_json(msg=f"{module.params['executable']} was not found on this host")
-        self.podman: ModuleCliClient = podman  # type: ignore[assignment]
+        self.podman = ModuleCliClient.require(module, module.params["executable"])
         self.results: dict[str, t.Any] = {"changed": False, "built": False, "pushed": False}
 
     def inspect(self, ref: str) -> dict[str, t.Any] | None:

@@ -101,10 +101,7 @@ class RegistryImage:
     def __init__(self, module: AnsibleModule) -> None:
         self.module = module
         self.params = module.params
-        podman = ModuleCliClient.find(module, module.params["executable"])
-        if podman is None:
-            module.fail_json(msg=f"{module.params['executable']} was not found on this host")
-        self.podman: ModuleCliClient = podman  # type: ignore[assignment]
+        self.podman = ModuleCliClient.require(module, module.params["executable"])
         self.registry = _registry.registry_of(module.params["name"])
 
     def inspect(self) -> dict[str, t.Any] | None:

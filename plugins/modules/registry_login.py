@@ -103,10 +103,7 @@ class RegistryLogin:
     def __init__(self, module: AnsibleModule) -> None:
         self.module = module
         self.params = module.params
-        podman = ModuleCliClient.find(module, module.params["executable"])
-        if podman is None:
-            module.fail_json(msg=f"{module.params['executable']} was not found on this host")
-        self.podman: ModuleCliClient = podman  # type: ignore[assignment]
+        self.podman = ModuleCliClient.require(module, module.params["executable"])
 
     def auth_file_read(self) -> str:
         """The file podman writes: the given one, else podman's default for this user."""
