@@ -25,7 +25,6 @@ mknod, without a driver behind them.
 
 from __future__ import annotations
 
-import gzip
 import json
 import re
 import shlex
@@ -36,6 +35,7 @@ from pathlib import Path
 import pytest
 import yaml
 from support import ansible, podman, podman5_host
+from support.traces import engine_steps
 from support.vllm import TINY_MODEL, TINY_SERVER_ARGS
 
 from ansible_collections.vllm_infra.profiling.plugins.module_utils import _cdi
@@ -46,7 +46,6 @@ REPO = ansible.REPO
 PLAYBOOK = "playbooks/profile_torch.yml"
 CPU_IMAGE = "localhost/vllm-cpu-tiny:0.32.0"
 SMALL_IMAGE = "localhost/vllm-infra-debian12:latest"
-STEP = re.compile(r"^execute_context_(\d+)\((\d+)\)_generation_(\d+)\((\d+)\)$")
 HF_TOKEN = "hf_vllmInfraPodman5Token0123456789ab"
 FIXTURES = REPO / "tests" / "fixtures" / "cdi"
 CDI_FIXTURES = {
@@ -90,17 +89,6 @@ def run_role(tmp: Path, host: podman5_host.Host, variables: dict[str, t.Any], la
     MEASURED[f"{label}: recap"] = [line for line in proc.stdout.splitlines() if re.match(r"^\S+\s+: ok=", line)]
     (tmp / f"{label}.log").write_text(proc.stdout + proc.stderr)
     return proc
-
-
-def engine_steps(trace_path: Path) -> list[tuple[int, int]]:
-    with gzip.open(trace_path, "rt") as fh:
-        trace = json.load(fh)
-    steps = []
-    for event in trace["traceEvents"]:
-        match = STEP.match(event.get("name", ""))
-        if match:
-            steps.append((int(match.group(2)), int(match.group(4))))
-    return [s for s in steps if s != (0, 0)]
 
 
 def fetched_worker_traces(dest: Path) -> list[Path]:

@@ -19,7 +19,6 @@ What each stand-in stands for, and what still differs from the guide's RHEL 9 ho
 
 from __future__ import annotations
 
-import gzip
 import json
 import re
 import socket
@@ -31,6 +30,7 @@ import pytest
 import requests
 import yaml
 from support import ansible, podman, rootless
+from support.traces import engine_steps
 
 pytestmark = [pytest.mark.podman, pytest.mark.vllm]
 
@@ -39,7 +39,6 @@ HF_TOKEN = "hf_vllmInfraDefaultsToken0123456789abcd"
 API_KEY = "sk-vllm-infra-defaults-0123456789"
 ROOTLESS_USER = "vllm-rootless"
 NO_SUBID_USER = "vllm-nosubid"
-STEP = re.compile(r"^execute_context_\d+\((\d+)\)_generation_\d+\((\d+)\)$")
 
 
 def readme_vars() -> dict:
@@ -73,13 +72,6 @@ def run_vars(image: str, **more) -> dict:
     }
     variables.update(more)
     return variables
-
-
-def engine_steps(trace: Path) -> list[tuple[int, int]]:
-    with gzip.open(trace, "rt") as handle:
-        events = json.load(handle)["traceEvents"]
-    steps = [STEP.match(e.get("name", "")) for e in events]
-    return [(int(m.group(1)), int(m.group(2))) for m in steps if m and (m.group(1), m.group(2)) != ("0", "0")]
 
 
 def host_line(output: str, host: str) -> str:

@@ -24,13 +24,13 @@ from pathlib import Path
 import pytest
 import yaml
 from support import ansible, podman
+from support.traces import engine_steps
 
 pytestmark = [pytest.mark.podman, pytest.mark.vllm]
 
 PLAYBOOK = "playbooks/profile_torch.yml"
 ENV_IMAGE = podman.images.IMAGES["vllm-cpu-env"].ref
 CONFIG_IMAGE = podman.images.IMAGES["vllm-cpu-tiny"].ref
-STEP = re.compile(r"^execute_context_(\d+)\((\d+)\)_generation_(\d+)\((\d+)\)$")
 ENV_OPTIONS = (
     "VLLM_TORCH_PROFILER_RECORD_SHAPES",
     "VLLM_TORCH_PROFILER_WITH_PROFILE_MEMORY",
@@ -97,17 +97,6 @@ def run_hosts(tmp: Path, hosts: dict[str, dict], run_id: str, *args: str):
     (tmp / f"{run_id}.log").write_text(run.stdout + run.stderr)
     assert run.returncode == 0, f"the whole output: {tmp / f'{run_id}.log'}\n{run.stdout[-8000:]}"
     return run
-
-
-def engine_steps(trace_path: Path) -> list[tuple[int, int]]:
-    with gzip.open(trace_path, "rt") as fh:
-        trace = json.load(fh)
-    steps = []
-    for event in trace["traceEvents"]:
-        match = STEP.match(event.get("name", ""))
-        if match:
-            steps.append((int(match.group(2)), int(match.group(4))))
-    return [s for s in steps if s != (0, 0)]
 
 
 def python_events(trace_path: Path) -> int:

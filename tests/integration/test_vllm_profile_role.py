@@ -7,7 +7,6 @@ torch profiler on, captures 10 tokens through vllm_profiler_session, fetches and
 
 from __future__ import annotations
 
-import gzip
 import json
 import re
 import socket
@@ -17,11 +16,11 @@ import pytest
 import requests
 import yaml
 from support import ansible, podman
+from support.traces import engine_steps
 
 pytestmark = [pytest.mark.podman, pytest.mark.vllm]
 
 PLAYBOOK = "playbooks/profile_torch.yml"
-STEP = re.compile(r"^execute_context_(\d+)\((\d+)\)_generation_(\d+)\((\d+)\)$")
 HF_TOKEN = "hf_vllmInfraTestToken0123456789abcdef"
 API_KEY = "sk-vllm-infra-test-key-0123456789"
 
@@ -48,17 +47,6 @@ def cleanup(variables) -> None:
     podman.remove(name)
     for suffix in ("hf-token", "api-key"):
         podman.run("secret", "rm", f"{name}-{suffix}", check=False)
-
-
-def engine_steps(trace_path: Path) -> list[tuple[int, int]]:
-    with gzip.open(trace_path, "rt") as fh:
-        trace = json.load(fh)
-    steps = []
-    for event in trace["traceEvents"]:
-        match = STEP.match(event.get("name", ""))
-        if match:
-            steps.append((int(match.group(2)), int(match.group(4))))
-    return [s for s in steps if s != (0, 0)]
 
 
 def task_status(output: str, task_fragment: str) -> list[str]:
