@@ -16,6 +16,12 @@ import re
 import socket
 import typing as t
 
+from ansible_collections.vllm_infra.profiling.plugins.module_utils._version import (
+    parse_version,
+    version_key,
+    version_str,
+)
+
 # `--userns=keep-id` for containers of root's podman: containers/podman PR 17350 (Feb 2023), first
 # released in 4.5.0. RHEL 9.4 ships 4.9, later 9.x ship 5.x; Debian 12 ships 4.3.1.
 KEEP_ID_ROOTFUL_MIN = (4, 5, 0)
@@ -35,15 +41,6 @@ INIT_BINARY = "catatonit"
 _CONF_KEY_RE = re.compile(r"^\s*(init_path|helper_binaries_dir)\s*=\s*(.+?)\s*$")
 _SECTION_RE = re.compile(r"^\s*\[\s*([A-Za-z_.]+)\s*\]\s*$")
 _TOML_STRING_RE = re.compile(r'"((?:[^"\\]|\\.)*)"|\'([^\']*)\'')
-
-
-def version_tuple(version: t.Sequence[int] | None) -> tuple[int, int, int]:
-    parts = [*list(version or ())[:3], 0, 0, 0]
-    return (parts[0], parts[1], parts[2])
-
-
-def _vstr(version: t.Sequence[int]) -> str:
-    return ".".join(str(part) for part in version)
 
 
 # --- containers.conf --------------------------------------------------------------------------
@@ -136,13 +133,14 @@ def subid_ranges(text: str, user: str, uid: int) -> list[tuple[int, int]]:
 
 def keep_id_support(version: t.Sequence[int], rootless: bool) -> tuple[bool, str]:
     """Whether this podman runs ``--userns=keep-id:uid=N``, and if not, why."""
-    have = version_tuple(version)
+    have = version_key(version or ())
     if have < KEEP_ID_UID_MIN:
-        return False, f"podman {_vstr(version)} has no keep-id:uid= (needs podman {_vstr(KEEP_ID_UID_MIN)} or newer)"
+        needs = version_str(KEEP_ID_UID_MIN)
+        return False, f"podman {version_str(version)} has no keep-id:uid= (needs podman {needs} or newer)"
     if not rootless and have < KEEP_ID_ROOTFUL_MIN:
         return False, (
-            f"podman {_vstr(version)} runs keep-id only for rootless containers "
-            f"(root's containers need podman {_vstr(KEEP_ID_ROOTFUL_MIN)} or newer)"
+            f"podman {version_str(version)} runs keep-id only for rootless containers "
+            f"(root's containers need podman {version_str(KEEP_ID_ROOTFUL_MIN)} or newer)"
         )
     return True, ""
 
@@ -322,7 +320,7 @@ def userns_plan(requested: str, preflight: t.Mapping[str, t.Any], image: t.Mappi
     podman = preflight.get("podman") or {}
     user = preflight.get("user") or {}
     uid, gid = int(image["uid"]), int(image["gid"])
-    version = tuple(int(p) for p in re.findall(r"\d+", str(podman.get("version") or "0"))[:3])
+    version = parse_version(podman.get("version")) or (0,)
     rootless = bool(podman.get("rootless"))
     plan = resolve_userns(requested, version, rootless, uid, gid)
     if rootless:
