@@ -58,6 +58,13 @@ options:
     type: str
     choices: [auto, env, config]
     default: auto
+  run_link:
+    description:
+      - Let the server write through the link C(current) in O(profiler_dir) (its profiler directory becomes
+        C(<profiler_dir>/current)), which M(vllm_infra.profiling.vllm_profiler_session) points at a directory
+        of its own for each capture (its option C(run_subdir)). The server keeps its definition across captures.
+    type: bool
+    default: false
 """
 
 EXAMPLES = r"""
@@ -130,6 +137,7 @@ def profiler_switch_filter(
     with_flops=None,
     use_gzip=None,
     switch="auto",
+    run_link=False,
 ):
     try:
         return profiler_switch(
@@ -142,6 +150,7 @@ def profiler_switch_filter(
             with_flops=with_flops,
             use_gzip=use_gzip,
             switch=switch,
+            run_link=run_link,
         )
     except ProfilerSwitchError as exc:
         raise AnsibleFilterError(f"profiler_switch: {exc}") from exc

@@ -12,9 +12,9 @@ Two topics, both pure Python (no Ansible imports), unit-tested directly:
   ``vllm/config/profiler.py``, ``vllm/entrypoints/...``); ``RELEASES`` says which releases ran
   here for real. docs/vllm-versions.md is generated from both (tools/docs/vllm_versions.py).
 
-* Trace files: classify the files the profiler writes, snapshot a directory before a
-  capture, and wait until the new traces are complete (present, size stable, gzip stream
-  reads to its end).
+* Trace files: give each capture a directory of its own (``prepare_run_dir``), classify the
+  files the profiler writes, snapshot that directory before a capture, and wait until the new
+  traces are complete (present, size stable, gzip stream reads to its end).
 """
 
 from __future__ import annotations
@@ -173,12 +173,15 @@ def profiler_switch(
     with_flops=None,
     use_gzip=None,
     switch="auto",
+    run_link=False,
 ):
     """What to add to the vLLM server so that its profiler is on.
 
     Options left at ``None`` keep vLLM's own default and are not emitted. ``switch`` picks the
     mechanism: ``auto`` (environment variables before 0.13, ``--profiler-config`` from 0.13),
-    ``env`` or ``config`` (an error where the version lacks it).
+    ``env`` or ``config`` (an error where the version lacks it). With ``run_link`` the server writes
+    through ``profiler_dir/RUN_LINK``, which each capture points at a directory of its own
+    (``prepare_run_dir``).
 
     Returns a dict: ``version``, ``era``, ``switch`` (``env`` or ``config``), ``env`` (name ->
     string value, to add to the server's environment), ``args`` (to append to the server's
@@ -204,6 +207,8 @@ def profiler_switch(
             raise ProfilerSwitchError("the torch profiler needs profiler_dir (a directory inside the server)")
         if not str(profiler_dir).startswith("/"):
             raise ProfilerSwitchError(f"profiler_dir must be an absolute path inside the server, got {profiler_dir!r}")
+        if run_link:
+            profiler_dir = f"{str(profiler_dir).rstrip('/')}/{RUN_LINK}"
     elif requested:
         raise ProfilerSwitchError(
             f"{', '.join(sorted(requested))} only apply to the torch profiler, not to kind 'cuda'"
@@ -357,6 +362,62 @@ def classify_table(name):
         return {"rank": int(match.group("rank"))}
     info = classify_trace(f"{match.group('worker')}.0.pt.trace.json") or {}
     return {"rank": info.get("rank")}
+
+
+# The role's servers write through this link in the host's capture directory (their profiler directory is
+# <capture dir>/current): each capture points it at a directory of its own, so a server that runs for many
+# captures (restore: keep) still puts every capture's files apart, without a restart.
+RUN_LINK = "current"
+
+
+class RunDirError(Exception):
+    """The run directory or its link cannot be made."""
+
+
+def prepare_run_dir(profile_dir, name, check_mode=False):
+    """Make ``profile_dir/name`` (owner, group and mode of ``profile_dir``) and point the link
+    ``profile_dir/RUN_LINK`` at it (relative, so that it resolves inside the container too).
+
+    Returns ``(run_dir, changed)``. An empty directory in the link's place (a server that made its
+    profiler directory itself) is replaced; anything else there raises ``RunDirError``.
+    """
+    if not valid_profile_prefix(name):
+        raise RunDirError(
+            f"run directory name {name!r}: use 1-128 ASCII letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    run_dir = os.path.join(profile_dir, name)
+    link = os.path.join(profile_dir, RUN_LINK)
+    changed = False
+    if not os.path.isdir(run_dir):
+        changed = True
+        if not check_mode:
+            parent = os.stat(profile_dir)
+            os.mkdir(run_dir)
+            os.chmod(run_dir, parent.st_mode & 0o7777)
+            if os.geteuid() == 0:  # root's capture directory belongs to the image's user (rootful podman)
+                os.chown(run_dir, parent.st_uid, parent.st_gid)
+    if os.path.islink(link):
+        if os.readlink(link) == name:
+            return run_dir, changed
+    elif os.path.isdir(link):
+        if os.listdir(link):
+            raise RunDirError(
+                f"{link} is a directory with files, not the link each capture points at its own directory: "
+                "move its files away"
+            )
+        if not check_mode:
+            os.rmdir(link)
+    elif os.path.lexists(link):
+        raise RunDirError(f"{link} is in the way of the link each capture points at its own directory: remove it")
+    if not check_mode:
+        # A new link renamed over the old one: the server never sees the link missing.
+        temporary = os.path.join(profile_dir, f".{RUN_LINK}.{os.getpid()}")
+        if os.path.lexists(temporary):
+            os.unlink(temporary)
+        os.symlink(name, temporary)
+        os.replace(temporary, link)
+    return run_dir, True
 
 
 def snapshot(directory):

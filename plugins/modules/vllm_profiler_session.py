@@ -73,6 +73,16 @@ options:
       - When left out, the module does not wait for trace files and returns an empty RV(traces) (e.g. for
         the C(cuda) profiler kind, whose capture is Nsight Systems').
     type: path
+  run_subdir:
+    description:
+      - Give this session a directory of its own, O(profile_dir)/O(run_subdir) (made with O(profile_dir)'s owner,
+        group and mode when missing), and point the link C(current) in O(profile_dir) at it before the start.
+        A server whose profiler directory is C(<its profile dir>/current) then writes this session's files
+        there and nowhere else (the role's servers; P(vllm_infra.profiling.profiler_switch#filter) with
+        C(run_link=true) builds that switch). RV(traces) are read from that directory.
+      - The server keeps its definition (and keeps running) from one session to the next.
+      - Same rule as O(profile_prefix) (a run id such as C(20261130T040500Z)). Needs O(profile_dir).
+    type: str
   profile_prefix:
     description:
       - Prefix of this session's trace file names (vLLM 0.32 and later; older servers ignore it, with a warning).
@@ -207,6 +217,13 @@ profile_dir:
   returned: always
   type: str
   sample: /srv/vllm/profiles
+run_dir:
+  description:
+    - The directory this session's files were (or, in check mode, would be) written to, O(profile_dir)/O(run_subdir),
+      or O(profile_dir) without O(run_subdir); V(null) without O(profile_dir).
+  returned: always
+  type: str
+  sample: /var/lib/vllm-profile/traces/20261130T040500Z
 traces:
   description: Trace files written by this session, complete (on failure, whatever was found).
   returned: always
@@ -358,8 +375,10 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.vllm_infra.profiling.plugins.module_utils._profiler import (
+    RunDirError,
     TraceWaitTimeout,
     collect_outputs,
+    prepare_run_dir,
     profiler_off_hint,
     snapshot,
     start_body_supported,
@@ -413,6 +432,7 @@ class ProfilerSessionManager:
             "vllm_version": None,
             "model": self.model,
             "profile_dir": self.params["profile_dir"],
+            "run_dir": self.params["profile_dir"],
             "traces": [],
             "tables": [],
             "timings": {},
@@ -436,7 +456,14 @@ class ProfilerSessionManager:
             # Without a session these have nothing to act on: say so rather than ignore them.
             unused = [
                 name
-                for name in ("profile_dir", "profile_prefix", "delay_iterations", "max_iterations", "fetch_dest")
+                for name in (
+                    "profile_dir",
+                    "run_subdir",
+                    "profile_prefix",
+                    "delay_iterations",
+                    "max_iterations",
+                    "fetch_dest",
+                )
                 if p[name] is not None
             ] + (["stop_stale"] if p["stop_stale"] else [])
             if unused:
@@ -451,6 +478,13 @@ class ProfilerSessionManager:
             self.module.fail_json(
                 msg=f"profile_prefix {p['profile_prefix']!r} is not accepted by vLLM: 1-128 ASCII letters, "
                 "digits, '.', '_' or '-', starting with a letter or digit"
+            )
+        if p["run_subdir"] is not None and p["profile_dir"] is None:
+            self.module.fail_json(msg="run_subdir is a directory inside profile_dir: set profile_dir too")
+        if p["run_subdir"] is not None and not valid_profile_prefix(p["run_subdir"]):
+            self.module.fail_json(
+                msg=f"run_subdir {p['run_subdir']!r}: 1-128 ASCII letters, digits, '.', '_' or '-', "
+                "starting with a letter or digit"
             )
         directory = p["profile_dir"]
         if directory is not None:
@@ -479,6 +513,19 @@ class ProfilerSessionManager:
         return None
 
     # ---------------------------------------------------------------- phases
+    def _run_dir(self, check_mode=False):
+        """Where this session's files land: a directory of its own (run_subdir) or profile_dir itself."""
+        p = self.params
+        if p["run_subdir"] is None:
+            return p["profile_dir"]
+        try:
+            run_dir, changed = prepare_run_dir(p["profile_dir"], p["run_subdir"], check_mode=check_mode)
+        except (RunDirError, OSError) as exc:
+            self.fail(f"could not prepare this session's directory in {p['profile_dir']}: {exc}")
+        self.results["run_dir"] = run_dir
+        self.results["changed"] = self.results["changed"] or changed
+        return run_dir
+
     def fail(self, msg):
         self.module.fail_json(msg=msg, **self.results)
 
@@ -515,9 +562,11 @@ class ProfilerSessionManager:
             "concurrency": p["concurrency"],
             "stop_profile": {"path": "/stop_profile"} if profiled else None,
             "profile_dir": p["profile_dir"],
+            "run_dir": self.results["run_dir"],
         }
 
     def check_mode_run(self):
+        self._run_dir(check_mode=True)
         try:
             self._read_server(timeout=min(self.params["request_timeout"], 10.0))
         except VllmApiError as exc:
@@ -537,8 +586,8 @@ class ProfilerSessionManager:
                     f"a profiling session was already active on {self.client.base}: stopped it (stop_stale)"
                 )
                 self._stop_or_fail("stopping the stale session")
-                if self.params["profile_dir"]:  # the stale session's traces are not this session's
-                    self.before = snapshot(self.params["profile_dir"])
+                if self.results["run_dir"]:  # the stale session's traces are not this session's
+                    self.before = snapshot(self.results["run_dir"])
                 self._start_once_more(body)
             elif exc.status == 409:
                 self.fail(
@@ -642,10 +691,11 @@ class ProfilerSessionManager:
             self._read_server()
         except VllmApiError as exc:
             self.fail(str(exc))
+        directory = self._run_dir()
         self.results["plan"] = self.plan()
         if not self.params["profile"]:
             return self.workload_only(total)
-        directory = self.params["profile_dir"]
+        # Files an earlier session left there (a run id used twice) are not this session's.
         self.before = snapshot(directory) if directory else None
 
         self.start()
@@ -695,6 +745,7 @@ def main():
             "flush_timeout": {"type": "float", "default": 300},
             "profile": {"type": "bool", "default": True},
             "profile_dir": {"type": "path"},
+            "run_subdir": {"type": "str"},
             "fetch_dest": {"type": "str"},
             "profile_prefix": {"type": "str"},
             "delay_iterations": {"type": "int"},

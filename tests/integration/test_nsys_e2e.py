@@ -315,7 +315,9 @@ def test_capture_end_to_end(nsys_image: dict[str, t.Any], tmp_path: Path) -> Non
     assert manifest["nsys_version"].startswith("2022.4.2") and manifest["source"]["size"] == report.stat().st_size
 
     # Summarising the same report again changes nothing (the manifest matches it).
-    on_host = Path(variables["vllm_profile_capture_dir_host"]) / f"{report_name}.nsys-rep"
+    # On the host, the report is in this run's own directory.
+    on_host = Path(variables["vllm_profile_capture_dir_host"]) / run_id / f"{report_name}.nsys-rep"
+    assert on_host.is_file(), sorted(str(p) for p in Path(variables["vllm_profile_capture_dir_host"]).rglob("*"))
     again = ansible.run_playbook(
         write(tmp_path, "stats-again.yml", STATS_AGAIN_PLAYBOOK), {"report": str(on_host), "image": nsys_image["name"]}
     )

@@ -20,6 +20,7 @@ What each stand-in stands for, and what still differs from the guide's RHEL 9 ho
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 import stat
@@ -172,10 +173,15 @@ def test_root_container_follows_the_guide(root_run) -> None:
     assert summary["UsernsMode"] in ("", "host")
     assert "podman 4.3.1 runs keep-id only for rootless containers" in root_run["run"].stdout
     # The default host directories belong to the image's user and its group 0, group-writable.
-    for directory in ("/var/lib/vllm-profile/cache", "/var/lib/vllm-profile/traces"):
-        st = Path(directory).stat()
+    # So does this run's own directory, which the server wrote into through the link traces/current.
+    run_id = Path(host_line(root_run["run"].stdout, "localhost").split("-> ", 1)[1].split(" ", 1)[0]).parent.name
+    traces = Path("/var/lib/vllm-profile/traces")
+    for directory in (Path("/var/lib/vllm-profile/cache"), traces, traces / run_id):
+        st = directory.stat()
         assert (st.st_uid, st.st_gid) == (2000, 0), directory
         assert stat.S_IMODE(st.st_mode) == 0o770
+    assert os.readlink(traces / "current") == run_id
+    assert any((traces / run_id).glob("*.pt.trace.json.gz")), sorted(p.name for p in (traces / run_id).iterdir())
 
 
 def test_root_server_reads_its_secrets_and_logs_none(root_run) -> None:
@@ -251,7 +257,10 @@ def test_rootless_captures_with_the_guides_keep_id(rootless_run) -> None:
     traces = home / ".local" / "share" / "vllm-profile" / "traces"
     assert traces.is_dir()
     assert traces.stat().st_uid == rootless_run["entry"].pw_uid
-    assert any(traces.glob("*.pt.trace.json.gz"))
+    (run_dir,) = [p for p in traces.iterdir() if p.is_dir() and not p.is_symlink()]  # this run's own directory
+    assert run_dir.stat().st_uid == rootless_run["entry"].pw_uid
+    assert os.readlink(traces / "current") == run_dir.name
+    assert any(run_dir.glob("*.pt.trace.json.gz"))
 
 
 def test_rootless_server_reads_its_secrets(rootless_run) -> None:

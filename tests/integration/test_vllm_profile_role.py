@@ -8,6 +8,7 @@ torch profiler on, captures 10 tokens through vllm_profiler_session, fetches and
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 from pathlib import Path
@@ -116,6 +117,11 @@ def test_second_run_reuses_the_container_and_writes_a_separate_trace(two_runs) -
     second = {p.name for p in (dest / "run2" / "localhost").glob("*.pt.trace.json.gz")}
     assert len(second) == 2
     assert not first & second
+    # On the host, one server wrote both runs, each into its own directory through the link `current`.
+    host = Path(two_runs["vars"]["vllm_profile_capture_dir_host"])
+    assert {p.name for p in (host / "run1").glob("*.pt.trace.json.gz")} == first
+    assert {p.name for p in (host / "run2").glob("*.pt.trace.json.gz")} == second
+    assert os.readlink(host / "current") == "run2"
     assert len(engine_steps(next((dest / "run2" / "localhost").glob("run2_rank0.*.gz")))) == 10
 
 

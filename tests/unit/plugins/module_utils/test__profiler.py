@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import threading
 import time
 from pathlib import Path
@@ -174,6 +175,48 @@ def test_switch_errors(version: str, kwargs: dict, message: str) -> None:
 def test_torch_needs_an_absolute_dir(profiler_dir: str | None) -> None:
     with pytest.raises(P.ProfilerSwitchError, match="profiler_dir"):
         P.profiler_switch("0.32.0", profiler_dir)
+
+
+@pytest.mark.parametrize(("version", "variable"), [("0.10.1.1", "VLLM_TORCH_PROFILER_DIR"), ("0.32.0", None)])
+def test_run_link_makes_the_server_write_through_current(version: str, variable: str | None) -> None:
+    switch = P.profiler_switch(version, "/vllm-profiles/", run_link=True)
+    if variable:
+        assert switch["env"][variable] == "/vllm-profiles/current"
+    else:
+        assert switch["config"]["torch_profiler_dir"] == "/vllm-profiles/current"
+
+
+def test_prepare_run_dir_takes_the_capture_directorys_owner_and_mode(tmp_path: Path) -> None:
+    """As root (rootful podman) the capture directory belongs to the image's user, 2000:0 0770 for the guide's
+    image: the run's directory must too, or the server cannot write into it."""
+    capture = tmp_path / "traces"
+    capture.mkdir()
+    capture.chmod(0o770)
+    if os.geteuid() == 0:
+        os.chown(capture, 2000, 0)
+    run_dir, changed = P.prepare_run_dir(str(capture), "20261130T040500Z")
+    assert changed and run_dir == str(capture / "20261130T040500Z")
+    st = os.stat(run_dir)
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (capture.stat().st_uid, capture.stat().st_gid, 0o770)
+    assert os.readlink(capture / P.RUN_LINK) == "20261130T040500Z"
+    assert P.prepare_run_dir(str(capture), "20261130T040500Z") == (run_dir, False)  # idempotent
+    assert P.prepare_run_dir(str(capture), "next", check_mode=True) == (str(capture / "next"), True)
+    assert os.readlink(capture / P.RUN_LINK) == "20261130T040500Z" and not (capture / "next").exists()
+    assert P.prepare_run_dir(str(capture), "next")[1] is True
+    assert os.readlink(capture / P.RUN_LINK) == "next"
+    assert sorted(p.name for p in capture.iterdir()) == ["20261130T040500Z", "current", "next"]  # no temporary left
+
+
+@pytest.mark.parametrize("name", ["", "../x", "a/b", ".hidden", "x" * 129])
+def test_prepare_run_dir_refuses_names_that_are_not_one_plain_directory(tmp_path: Path, name: str) -> None:
+    with pytest.raises(P.RunDirError, match="run directory name"):
+        P.prepare_run_dir(str(tmp_path), name)
+
+
+def test_prepare_run_dir_refuses_a_file_in_the_links_place(tmp_path: Path) -> None:
+    (tmp_path / P.RUN_LINK).write_text("")
+    with pytest.raises(P.RunDirError, match="is in the way"):
+        P.prepare_run_dir(str(tmp_path), "run1")
 
 
 def test_start_body_supported() -> None:

@@ -13,6 +13,7 @@ import ast
 import gzip
 import hashlib
 import json
+import os
 import time
 import typing as t
 from pathlib import Path
@@ -76,13 +77,14 @@ def server(profiles: Path):
     with FaultServer() as srv:
         stop = srv.routes[("POST", "/stop_profile")]
         srv.written = []
+        srv.write_dir = profiles  # the server's profiler directory, as the host sees it
 
         def stop_and_write(req: Request):
             if srv.active:
                 stamp = time.time_ns()
                 names = [f"rank0.{stamp}.pt.trace.json.gz", f"0a1b2c3d4e5f_6.async_llm.{stamp + 1}.pt.trace.json.gz"]
                 for name in names:
-                    with gzip.open(profiles / name, "wt") as fh:
+                    with gzip.open(srv.write_dir / name, "wt") as fh:
                         fh.write(trace_text())
                 srv.written.append(names)
             return stop(req)
@@ -339,6 +341,59 @@ def test_409_with_stop_stale_stops_it_first(capsys, server: FaultServer, profile
     assert {tr["name"] for tr in result["traces"]} == set(ours)  # not the stale session's files
 
 
+# ----------------------------------------------------------------------------- a directory per session
+def test_run_subdir_gives_each_session_a_directory_of_its_own(capsys, server: FaultServer, profiles: Path) -> None:
+    """The role's servers write through <profile dir>/current (profiler_switch run_link): the module points it
+    at <profile dir>/<run_subdir> before each start, so one running server puts each session apart."""
+    server.write_dir = profiles / "current"
+    profiles.chmod(0o770)
+    first = run(capsys, args_for(server, profiles, run_subdir="run1"))
+    second = run(capsys, args_for(server, profiles, run_subdir="run2"))
+    for result, run_id, names in ((first, "run1", server.written[0]), (second, "run2", server.written[1])):
+        assert not result.get("failed"), result
+        assert result["run_dir"] == str(profiles / run_id)
+        assert sorted(tr["path"] for tr in result["traces"]) == sorted(str(profiles / run_id / n) for n in names)
+        assert (profiles / run_id).stat().st_mode & 0o7777 == 0o770  # the capture directory's mode
+    assert os.readlink(profiles / "current") == "run2"  # relative: it resolves inside the container too
+    assert sorted(p.name for p in (profiles / "run1").iterdir()) == sorted(server.written[0])
+    assert (profiles / "rank0.1.pt.trace.json.gz").is_file()  # an earlier file in the parent: untouched
+
+
+def test_run_subdir_leaves_out_a_stale_sessions_files(capsys, server: FaultServer, profiles: Path) -> None:
+    server.write_dir = profiles / "current"
+    server.active = True  # a leftover session, stopped by stop_stale after the link points at run1
+    result = run(capsys, args_for(server, profiles, run_subdir="run1", stop_stale=True))
+    assert not result.get("failed"), result
+    stale, ours = server.written
+    assert {tr["name"] for tr in result["traces"]} == set(ours)
+    assert {p.name for p in (profiles / "run1").iterdir()} == set(stale) | set(ours)
+
+
+def test_run_subdir_replaces_an_empty_directory_and_refuses_a_full_one(
+    capsys, server: FaultServer, profiles: Path
+) -> None:
+    server.write_dir = profiles / "current"
+    (profiles / "current").mkdir()  # a server that made its profiler directory itself, before any capture
+    result = run(capsys, args_for(server, profiles, run_subdir="run1"))
+    assert not result.get("failed"), result
+    assert (profiles / "current").is_symlink()
+    (profiles / "current").unlink()
+    (profiles / "current").mkdir()
+    (profiles / "current" / "old.pt.trace.json.gz").write_bytes(b"")
+    result = run(capsys, args_for(server, profiles, run_subdir="run2"))
+    assert result["failed"] is True
+    assert result["msg"].startswith(f"could not prepare this session's directory in {profiles}: ")
+    assert "is a directory with files" in result["msg"] and "move its files away" in result["msg"]
+    assert server.paths().count("POST /start_profile") == 1  # the second session never started
+
+
+def test_run_subdir_in_check_mode_touches_nothing(capsys, server: FaultServer, profiles: Path) -> None:
+    before = sorted(p.name for p in profiles.iterdir())
+    result = run(capsys, args_for(server, profiles, run_subdir="run1"), check_mode=True)
+    assert result["changed"] is True and result["plan"]["run_dir"] == str(profiles / "run1")
+    assert sorted(p.name for p in profiles.iterdir()) == before
+
+
 @pytest.mark.parametrize(
     ("version", "present", "absent"),
     [
@@ -396,6 +451,7 @@ def test_before_0_32_iteration_limits_fail_before_the_start(capsys, server: Faul
         ({"concurrency": 0}, "concurrency must be at least 1"),
         ({"max_iterations": -1}, "max_iterations must be 0 or more"),
         ({"profile_dir": "/nonexistent/profiles"}, "profile_dir /nonexistent/profiles is not a directory on this host"),
+        ({"run_subdir": "../up"}, "run_subdir '../up': 1-128 ASCII letters"),
     ],
 )
 def test_bad_options_fail_before_any_request(capsys, server, profiles, extra, message) -> None:
