@@ -205,7 +205,7 @@ def test_auto_picks_the_switch_each_version_reads(auto_pair) -> None:
         config = json.loads(d["cmd"][flag + 1])
         assert config == {
             "profiler": "torch",
-            "torch_profiler_dir": "/vllm-profiles",
+            "torch_profiler_dir": "/vllm-profiles/current",  # the link each capture points at its run
             "torch_profiler_record_shapes": False,
             "torch_profiler_with_memory": False,
             "torch_profiler_with_stack": False,
@@ -223,7 +223,7 @@ def test_env_switch_sets_only_the_variables_in_the_real_container(env_runs, auto
         assert "--profiler-config" not in d["cmd"], d["cmd"]
         stack = "1" if label == "stack-on" else "0"
         wanted = {
-            "VLLM_TORCH_PROFILER_DIR": "/vllm-profiles",
+            "VLLM_TORCH_PROFILER_DIR": "/vllm-profiles/current",
             "VLLM_TORCH_PROFILER_RECORD_SHAPES": "0",
             "VLLM_TORCH_PROFILER_WITH_PROFILE_MEMORY": "0",
             "VLLM_TORCH_PROFILER_WITH_STACK": stack,

@@ -185,7 +185,7 @@ def test_env_era_switch_against_a_config_era_server_reports_404_with_the_right_s
         cleanup(variables)
     assert run.returncode != 0
     env = dict(item.split("=", 1) for item in inspect["Config"]["Env"])
-    assert env["VLLM_TORCH_PROFILER_DIR"] == "/vllm-profiles"  # the role's default container path
+    assert env["VLLM_TORCH_PROFILER_DIR"] == "/vllm-profiles/current"  # the run link in the default container path
     assert env["VLLM_TORCH_PROFILER_WITH_STACK"] == "0"
     assert "--profiler-config" not in inspect["Config"]["Cmd"]
     assert "404" in run.stdout
