@@ -21,6 +21,23 @@ if str(REPO / "tests") not in sys.path:
     sys.path.insert(0, str(REPO / "tests"))
 
 
+# tools/test runs the integration tier in two processes (pytest -n 2 --dist loadgroup): each test file runs
+# whole in one of them, so its module fixtures (a vLLM server, a registry, a fleet) start once. Files that
+# change something machine-wide run in the same process, one after the other:
+#   test_cdi_devices_podman  writes CDI specs to /var/run/cdi, which podman reads for every container;
+#   test_role_defaults       expects no CDI spec there, and uses /var/lib/vllm-profile and the rootless users.
+SHARED_GROUPS = {
+    "test_cdi_devices_podman.py": "machine-wide",
+    "test_role_defaults.py": "machine-wide",
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        name = item.path.name
+        item.add_marker(pytest.mark.xdist_group(SHARED_GROUPS.get(name, name)))
+
+
 def pytest_configure(config: pytest.Config) -> None:
     # ansible-test units runs pytest with its own ini file (and --strict-markers): register the
     # markers of pyproject.toml here too.
@@ -28,6 +45,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "podman: needs podman and the harness images",
         "vllm: starts the real vLLM CPU server",
         "molecule: runs a molecule scenario",
+        "xdist_group(name): pytest-xdist --dist loadgroup runs a group's tests in one process",
     ):
         config.addinivalue_line("markers", marker)
 

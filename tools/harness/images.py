@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import fcntl
 import hashlib
 import json
 import os
@@ -351,8 +352,14 @@ def ensure(name: str, force: bool = False) -> str:
     inputs = spec.inputs_hash()
     if not force and image_label(spec.ref) == inputs:
         return spec.ref
-    print(f"harness: building {spec.ref} (inputs {inputs})", file=sys.stderr, flush=True)
-    spec.build(spec, inputs)
+    # Test processes running side by side (pytest -n) may want the same image: one builds, the others wait
+    # for it and find it built.
+    with open(cache_dir() / f"image-{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not force and image_label(spec.ref) == inputs:
+            return spec.ref
+        print(f"harness: building {spec.ref} (inputs {inputs})", file=sys.stderr, flush=True)
+        spec.build(spec, inputs)
     return spec.ref
 
 

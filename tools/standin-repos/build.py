@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import fcntl
 import gzip
 import hashlib
 import io
@@ -678,8 +679,17 @@ def ensure(force: bool = False) -> Path:
     root = parent / key
     if not force and (root / ".complete").is_file():
         return root / "www"
-    print(f"standin-repos: building {root}", file=sys.stderr, flush=True)
     parent.mkdir(parents=True, exist_ok=True)
+    # Test processes running side by side (pytest -n) may both find it missing: one builds, the other waits.
+    with open(parent / f".{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not force and (root / ".complete").is_file():
+            return root / "www"
+        return _build_into(parent, key, root)
+
+
+def _build_into(parent: Path, key: str, root: Path) -> Path:
+    print(f"standin-repos: building {root}", file=sys.stderr, flush=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=parent))
     try:
         (tmp / "work").mkdir()
