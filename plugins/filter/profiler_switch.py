@@ -126,32 +126,12 @@ from ansible_collections.vllm_infra.profiling.plugins.module_utils._profiler imp
 )
 
 
-def profiler_switch_filter(
-    version,
-    profiler_dir=None,
-    *,
-    kind="torch",
-    record_shapes=None,
-    with_memory=None,
-    with_stack=None,
-    with_flops=None,
-    use_gzip=None,
-    switch="auto",
-    run_link=False,
-):
+def profiler_switch_filter(version, profiler_dir=None, **options):
+    """The filter's options are profiler_switch()'s keyword arguments (documented above)."""
     try:
-        return profiler_switch(
-            version,
-            profiler_dir,
-            kind=kind,
-            record_shapes=record_shapes,
-            with_memory=with_memory,
-            with_stack=with_stack,
-            with_flops=with_flops,
-            use_gzip=use_gzip,
-            switch=switch,
-            run_link=run_link,
-        )
+        return profiler_switch(version, profiler_dir, **options)
+    except TypeError as exc:  # an option the function does not take
+        raise AnsibleFilterError(f"profiler_switch: {exc}") from exc
     except ProfilerSwitchError as exc:
         raise AnsibleFilterError(f"profiler_switch: {exc}") from exc
 
