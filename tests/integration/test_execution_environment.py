@@ -37,12 +37,10 @@ cgroupfs); AWX's project sync is a copy of playbooks/ into the private data dir,
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import shutil
 import subprocess
-import threading
 import time
 import typing as t
 from pathlib import Path
@@ -173,11 +171,6 @@ def test_offline_build_directory_installs_with_its_dependencies(tmp_path: Path) 
         assert json.loads(manifest.read_text())["collection_info"]["version"] == version, fqcn
 
 
-def secret_forms(username: str, password: str) -> list[str]:
-    """The password as it is, and as an auth file or a basic-auth header carries it."""
-    return [password, base64.b64encode(f"{username}:{password}".encode()).decode()]
-
-
 def record(**figures: t.Any) -> None:
     OUTPUT.mkdir(exist_ok=True)
     path = OUTPUT / "execution_environment.json"
@@ -186,28 +179,24 @@ def record(**figures: t.Any) -> None:
     path.write_text(json.dumps(data, indent=2) + "\n")
 
 
-class InspectWhileRunning(threading.Thread):
-    """``podman inspect`` of ansible-runner's container once it runs (it is started with --rm)."""
-
-    def __init__(self, name: str) -> None:
-        super().__init__(daemon=True)
-        self.name_ = name
-        self.text = ""
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        while not self.stop.is_set() and not self.text:
-            proc = podman.run("inspect", self.name_, check=False)
-            if proc.returncode == 0:
-                self.text = proc.stdout
-            self.stop.wait(1)
+def inspect_once_running(name: str) -> subprocess.Popen[str]:
+    """``podman inspect NAME`` as soon as ansible-runner's container runs (it is started with --rm, so the test
+    cannot inspect it afterwards). A child process, not a thread: ansible-runner forks its pty from this one."""
+    return subprocess.Popen(
+        ["sh", "-c", f'until podman inspect "{name}" 2>/dev/null; do sleep 1; done'],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=podman.env(),
+    )  # fmt: skip
 
 
 @full_tier
 @pytest.mark.podman
 @pytest.mark.vllm
-def test_ee_built_pushed_and_site_job_run_inside_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ee_built_pushed_and_site_job_run_inside_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
     monkeypatch.setenv("CONTAINERS_CONF", podman.env()["CONTAINERS_CONF"])  # ansible-runner's podman runs with it
+    ours: list[str] = []  # this test's image names; the build's layer cache (unnamed stage images) stays
+    request.addfinalizer(lambda: [podman.run("rmi", "--force", name, check=False) for name in ours])
     vllm_image = podman.ensure_image("vllm-cpu-tiny")
     version = yaml.safe_load((REPO / "galaxy.yml").read_text())["version"]
 
@@ -216,6 +205,7 @@ def test_ee_built_pushed_and_site_job_run_inside_it(tmp_path: Path, monkeypatch:
     work.mkdir()
     made = ee.build_dir(work)
     local = f"localhost/{podman.unique_name('ee')}:{version}"
+    ours.append(local)
     build_log = tmp_path / "ansible-builder.log"
     took = ee.build(work, local, build_log)
     log = build_log.read_text()
@@ -237,6 +227,7 @@ def test_ee_built_pushed_and_site_job_run_inside_it(tmp_path: Path, monkeypatch:
     with registry.running() as reg:
         # 2. Push, then nothing of it left locally.
         ref = reg.ref(f"vllm-infra-profiling-ee:{version}")
+        ours.append(ref)
         auth = tmp_path / "operator-auth" / "auth.json"
         auth.parent.mkdir(mode=0o700)
         login = subprocess.run(
@@ -290,8 +281,7 @@ def test_ee_built_pushed_and_site_job_run_inside_it(tmp_path: Path, monkeypatch:
             # AWX's project sync: the project checkout inside the private data dir.
             shutil.copytree(REPO / "playbooks", private / "project" / "playbooks")
             ident = "job-43"
-            watcher = InspectWhileRunning(f"ansible_runner_{ident}")
-            watcher.start()
+            watcher = inspect_once_running(f"ansible_runner_{ident}")
             try:
                 runner = ansible_runner.run(
                     private_data_dir=str(private),
@@ -310,13 +300,15 @@ def test_ee_built_pushed_and_site_job_run_inside_it(tmp_path: Path, monkeypatch:
                     container_volume_mounts=[f"{captures}:{dest}:z"],
                 )  # fmt: skip
             finally:
-                watcher.stop.set()
-                watcher.join(timeout=10)
+                if watcher.poll() is None:
+                    watcher.terminate()
+                inspected_text = watcher.communicate(timeout=30)[0]
                 podman.remove(container)
             stdout = runner.stdout.read()
             sshd_log = host.log_text()
         registry_log = reg.log_text()[log_before_job:]
-        secrets = secret_forms(reg.username, reg.password)
+        pulled = podman.run("image", "inspect", ref, check=False)
+        secrets = registry.secret_forms(reg.password, reg.username)
 
     events = list(runner.events)
     stats = next(e for e in events if e["event"] == "playbook_on_stats")["event_data"]
@@ -326,12 +318,15 @@ def test_ee_built_pushed_and_site_job_run_inside_it(tmp_path: Path, monkeypatch:
 
     # Podman pulled the EE from the registry during the job (the registry's log after the push) ...
     manifest = f"/v2/vllm-infra-profiling-ee/manifests/{version}"
-    pulls = [line for line in registry_log.splitlines() if manifest in line and "GET" in line]
+    pulls = [line for line in registry_log.splitlines() if f'"GET {manifest} ' in line]  # the access log's lines
+    blobs = [line for line in registry_log.splitlines() if '"GET /v2/vllm-infra-profiling-ee/blobs/' in line]
     print("registry log during the job, the EE's manifest:\n  " + "\n  ".join(pulls))
+    print(f"  ... and {len(blobs)} layer/config blobs fetched (the others were in the local layer cache)")
     assert pulls, registry_log[-3000:]
-    pulled = podman.inspect(ref)
-    print(f"pulled: {ref} id {pulled['Id'][:12]}")
-    assert pulled["Id"] == image_id
+    assert pulled.returncode == 0, f"{ref} is not in the local store after the job: {pulled.stderr}"
+    pulled_id = json.loads(pulled.stdout)[0]["Id"]
+    print(f"pulled: {ref} id {pulled_id[:12]}")
+    assert pulled_id == image_id
     # ... and the job reached its host over SSH with the machine credential's key.
     accepted = [line for line in sshd_log.splitlines() if line.startswith("Accepted publickey for root")]
     print("sshd:", accepted[:1])
@@ -364,10 +359,10 @@ def test_ee_built_pushed_and_site_job_run_inside_it(tmp_path: Path, monkeypatch:
     assert (job / "rc").read_text().strip() == "0" and (job / "status").read_text().strip() == "successful"
 
     # The registry password: not in the job's output, events or records, nor in podman inspect of the job's container.
-    assert watcher.text, "ansible-runner's container was never seen running"
-    inspected = json.loads(watcher.text)[0]
+    assert inspected_text, "ansible-runner's container was never seen running"
+    inspected = json.loads(inspected_text)[0]
     assert any(arg.startswith("--authfile=") for arg in inspected["Config"]["CreateCommand"])
     records = "\n".join(p.read_text(errors="replace") for p in private.rglob("*") if p.is_file())
     for secret in secrets:
         assert secret not in stdout and secret not in json.dumps(events)
-        assert secret not in records and secret not in watcher.text
+        assert secret not in records and secret not in inspected_text
