@@ -183,7 +183,8 @@ def inspect_once_running(name: str) -> subprocess.Popen[str]:
     """``podman inspect NAME`` as soon as ansible-runner's container runs (it is started with --rm, so the test
     cannot inspect it afterwards). A child process, not a thread: ansible-runner forks its pty from this one."""
     return subprocess.Popen(
-        ["sh", "-c", f'until podman inspect "{name}" 2>/dev/null; do sleep 1; done'],
+        # Not `until podman inspect`: for a missing container it prints "[]" too.
+        ["sh", "-c", f'until out=$(podman inspect "{name}" 2>/dev/null); do sleep 1; done; printf "%s" "$out"'],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=podman.env(),
     )  # fmt: skip
 
