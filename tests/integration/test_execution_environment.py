@@ -281,7 +281,7 @@ def test_ee_built_pushed_and_site_job_run_inside_it(
             (private / "env" / "ssh_key").write_text(host.private_key.read_text())
             # AWX's project sync: the project checkout inside the private data dir.
             shutil.copytree(REPO / "playbooks", private / "project" / "playbooks")
-            ident = "job-43"
+            ident = podman.unique_name("job")  # AWX's job id; ansible-runner names its container after it
             watcher = inspect_once_running(f"ansible_runner_{ident}")
             try:
                 runner = ansible_runner.run(
