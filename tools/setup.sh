@@ -26,6 +26,7 @@ DEBIAN_PACKAGES=(
   chromium  # headless rendering test of trace_summary's HTML report
   docker-registry apache2-utils openssl  # a real registry (distribution 2.8), htpasswd -B, a test CA (tests/support/registry.py)
   busybox-static  # a 2 MB image for the registry tests' fleet (tests/integration/test_registry.py)
+  openssh-server  # the test's own sshd: the GPU host an execution environment reaches over SSH (tests/integration/test_execution_environment.py)
 )
 
 setup_debian_packages() {

@@ -22,35 +22,16 @@ from pathlib import Path
 import ansible_runner
 import pytest
 import yaml
-from support import ansible, podman
+from support import ansible, awx, podman
 
 pytestmark = [pytest.mark.podman, pytest.mark.vllm]
 
 REPO = ansible.REPO
-AWX = REPO / "docs" / "awx"
-
-
-def survey_extra_vars(survey: dict, answers: dict) -> dict:
-    """What AWX passes for a survey: answers (or defaults) typed as AWX types them."""
-    out = {}
-    for question in survey["spec"]:
-        var, kind = question["variable"], question["type"]
-        value = answers.get(var, question.get("default", ""))
-        if value in ("", None) and not question.get("required"):
-            continue  # AWX leaves unanswered optional questions out
-        if kind == "multiplechoice":
-            assert str(value) in question["choices"].split("\n"), (var, value)
-        out[var] = int(value) if kind == "integer" else (float(value) if kind == "float" else str(value))
-    return out
 
 
 def test_site_job_through_ansible_runner(tmp_path: Path) -> None:
     podman.ensure_image("vllm-cpu-tiny")
-    (template,) = [
-        jt for jt in yaml.safe_load((AWX / "job_templates.yml").read_text())["job_templates"]
-        if jt["playbook"] == "playbooks/site.yml"
-    ]  # fmt: skip
-    survey = json.loads((AWX / template["survey"]).read_text())
+    template = awx.job_template("playbooks/site.yml")
     dest = tmp_path / "captures"
     answers = {
         "vllm_fleet_prepare": "false",  # never prepare (install drivers on) this machine
@@ -61,7 +42,7 @@ def test_site_job_through_ansible_runner(tmp_path: Path) -> None:
         "vllm_profile_dest": str(dest),
         "vllm_profile_run_id": "awx-job-42",
     }
-    extra_vars = {**template.get("extra_vars", {}), **survey_extra_vars(survey, answers)}
+    extra_vars = awx.job_extra_vars(template, answers)
     assert extra_vars["vllm_profile_with_stack"] == "false" and extra_vars["vllm_profile_max_tokens"] == 8
 
     # The inventory, as AWX writes it: the CPU image's settings as group vars, the hosts' own settings.
@@ -78,14 +59,11 @@ def test_site_job_through_ansible_runner(tmp_path: Path) -> None:
         }
     hosts["awx-bad"]["vllm_profile_extra_args"] = [*demo["vllm_profile_extra_args"], "--no-such-vllm-flag"]
     private = tmp_path / "private"
-    (private / "inventory").mkdir(parents=True)
-    (private / "inventory" / "hosts.yml").write_text(
-        yaml.safe_dump({"all": {"children": {"vllm_hosts": {"hosts": hosts, "vars": demo}}}})
-    )
-    (private / "env").mkdir()
-    (private / "env" / "extravars").write_text(json.dumps(extra_vars))
-    (private / "env" / "envvars").write_text(
-        json.dumps({k: v for k, v in ansible.env().items() if k.startswith(("ANSIBLE_", "CONTAINERS_"))})
+    awx.write_private_data_dir(
+        private,
+        {"all": {"children": {"vllm_hosts": {"hosts": hosts, "vars": demo}}}},
+        extra_vars,
+        {k: v for k, v in ansible.env().items() if k.startswith(("ANSIBLE_", "CONTAINERS_"))},
     )
     try:
         runner = ansible_runner.run(

@@ -27,7 +27,6 @@ with htpasswd auth and TLS from a test CA that podman trusts through ``/etc/cont
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import re
@@ -89,10 +88,6 @@ def write(tmp: Path, name: str, text: str) -> str:
     path = tmp / name
     path.write_text(textwrap.dedent(text))
     return str(path)
-
-
-def secret_forms(password: str, username: str) -> list[str]:
-    return [password, base64.b64encode(f"{username}:{password}".encode()).decode()]
 
 
 def push_as(reg: registry.Registry, source: str, repository: str, auth_file: Path) -> str:
@@ -201,11 +196,11 @@ def test_login_then_pull(reg, tmp_path: Path) -> None:
     assert f"changed: [localhost] => (item={r.host})" in out
     assert re.search(r"^ +pulled: true", out, re.M) and pulled_id, out[-3000:]
     # The password is nowhere in -vvv output, neither plain nor as the auth file stores it.
-    for form in secret_forms(r.password, r.username):
+    for form in registry.secret_forms(r.password, r.username):
         assert form not in out, "the password leaked into -vvv output"
     # Only the auth file holds it (base64), mode 0600.
     assert stat.S_IMODE(auth_file.stat().st_mode) == 0o600
-    assert secret_forms(r.password, r.username)[1] in auth_file.read_text()
+    assert registry.secret_forms(r.password, r.username)[1] in auth_file.read_text()
     # The second run: the same login changes nothing, the image is there: changed=0.
     assert second.returncode == 0 and ansible.recap(second.stdout)["localhost"]["changed"] == 0, second.stdout[-3000:]
 
@@ -240,7 +235,7 @@ def test_wrong_password_fails_before_any_container(reg, tmp_path: Path) -> None:
     assert "invalid username/password" in msg[0]  # podman's own line
     assert not exists, "a container was started after the failed login"
     assert "TASK [vllm_infra.profiling.vllm_profile : Launch" not in out
-    for form in secret_forms(wrong, r.username):
+    for form in registry.secret_forms(wrong, r.username):
         assert form not in out, "the password leaked into -vvv output"
     assert not (tmp_path / "auth.json").exists() or r.host not in (tmp_path / "auth.json").read_text()
 
@@ -425,7 +420,8 @@ def test_fleet_builds_once_pushes_once_pulls_twice(reg, base: str, tmp_path: Pat
         leaks = {}
         for host in fleet:
             found = podman.run(
-                "exec", names[host], "grep", "-rlF", "-e", r.password, "-e", secret_forms(r.password, r.username)[1],
+                "exec", names[host], "grep", "-rlF",
+                "-e", r.password, "-e", registry.secret_forms(r.password, r.username)[1],
                 "/", "--exclude-dir=proc", "--exclude-dir=sys", "--exclude-dir=dev", check=False, timeout=900,
             ).stdout.split()  # fmt: skip
             mode = podman.run("exec", names[host], "stat", "-c", "%a", "/root/.config/containers/auth.json").stdout

@@ -14,6 +14,7 @@ The server, its key, its storage and the CA live in a temporary directory; only 
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import dataclasses
 import os
@@ -52,6 +53,11 @@ class Registry:
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.is_file() else ""
+
+
+def secret_forms(password: str, username: str) -> list[str]:
+    """The password as it is, and as an auth file or a basic-auth header carries it (user:password, base64)."""
+    return [password, base64.b64encode(f"{username}:{password}".encode()).decode()]
 
 
 def _run(*argv: str | Path, cwd: Path | None = None) -> None:

@@ -340,6 +340,16 @@ IMAGES: dict[str, ImageSpec] = {
             base="vllm-infra-debian13",
             directory="debian13-host",
         ),
+        # The execution environment's base (tests/integration/test_execution_environment.py builds the EE
+        # from execution-environment.yml on it): the stand-in for quay.io/centos/centos:stream9.
+        ImageSpec(
+            name="vllm-infra-ee-base",
+            tag="latest",
+            files=("Containerfile", "apt-as-dnf"),
+            build=build_containerfile,
+            base="vllm-infra-debian13",
+            directory="ee-base",
+        ),
     )
 }
 
