@@ -446,6 +446,32 @@ def test_find_inputs_single_host_and_fleet(tmp_path: Path) -> None:
     assert list(T.find_inputs(str(worker(NOSTACK)))) == [worker(NOSTACK).name]
 
 
+def test_find_inputs_skips_dot_files_and_dot_directories(tmp_path: Path) -> None:
+    """Hidden files are not captures: rsync's temporary copy of a trace being transferred, an
+    editor's backup, a benchmark's marker, a hidden sub-directory - none may be read or make a host."""
+    root = tmp_path / "captures"
+    shutil.copytree(NOSTACK, root / "gpu-a")
+    shutil.copytree(STACK, root / "gpu-b")
+    name = worker(NOSTACK).name
+    # rsync --partial-dir / its temp name: a truncated copy of a real trace
+    (root / "gpu-a" / f".{name}.Xy12Ab").write_bytes(worker(NOSTACK).read_bytes()[:1000])
+    (root / "gpu-a" / ".marker.pt.trace.json").write_text("not json")
+    (root / "gpu-a" / ".run1_gpukernsum.csv").write_text("garbage")
+    shutil.copytree(NOSTACK, root / ".previous")  # a hidden directory with inputs is not a host either
+    shutil.copytree(NOSTACK, root / "gpu-b" / ".ipynb_checkpoints")
+    groups = T.find_inputs(str(root))
+    assert sorted(groups) == ["gpu-a", "gpu-b"]
+    every = [p for g in groups.values() for key in g for p in g[key]]
+    assert every and not [p for p in every if "/." in p], every
+    assert len(groups["gpu-a"]["traces"]) == 2 and len(groups["gpu-b"]["traces"]) == 2
+    # the summary reads the directory without tripping over the truncated hidden copy
+    result = T.analyze(str(root / "gpu-a"))
+    assert result["errors"] == [] and len(result["hosts"][0]["traces"]) == 1
+    # named explicitly, a dot-file is read (and here fails, naming it)
+    with pytest.raises(T.TraceError, match=r"\.marker\.pt\.trace\.json"):
+        T.analyze(str(root / "gpu-a" / ".marker.pt.trace.json"))
+
+
 def test_analyze_a_fleet(tmp_path: Path) -> None:
     root = tmp_path / "captures"
     shutil.copytree(NOSTACK, root / "host1")
