@@ -211,7 +211,12 @@ class JsonScanner:
         buf = self.buf
         if not _PY_HEAD.match(buf, pos):
             return 0
-        other = _NOT_PY_CAT.search(buf, pos)
+        # Two counts (C string search) say whether every "cat" key from here on is python_function's, which is
+        # the common case (a run that fills the buffer); only otherwise is the first other one searched for.
+        if buf.count('"cat":', pos) == buf.count('"cat": "python_function"', pos):
+            other = None
+        else:
+            other = _NOT_PY_CAT.search(buf, pos)
         if other is not None:
             end = buf.rfind("{", pos, other.start())
         else:
