@@ -96,7 +96,7 @@ def test_each_host_against_the_baseline_host_and_the_gate(tmp_path: Path) -> Non
 def test_thresholds_from_the_inventory_and_report_only(tmp_path: Path) -> None:
     # compute time not checked, communication share checked: the gate passes on gpu-b (its share fell)...
     limits = {"compute_time_pct": None, "communication_share_pts": 5}
-    runner, out, artifact, _ = run_report(
+    runner, out, artifact, _run_dir = run_report(
         tmp_path,
         "limits",
         {
@@ -108,13 +108,13 @@ def test_thresholds_from_the_inventory_and_report_only(tmp_path: Path) -> None:
     assert runner.status == "successful", out[-3000:]
     assert artifact["baseline"]["failures"] == [] and sorted(artifact["baseline"]["lines"]) == ["gpu-b", "gpu-c"]
     # ... and without the gate a host over the default limits is reported, not failed.
-    runner, out, artifact, _ = run_report(tmp_path, "report-only", {"vllm_profile_baseline_host": "gpu-a"})
+    runner, out, artifact, _run_dir = run_report(tmp_path, "report-only", {"vllm_profile_baseline_host": "gpu-a"})
     assert runner.status == "successful", out[-3000:]
     assert artifact["baseline"]["failures"] == ["gpu-b: compute time 10.956 ms -> 116.056 ms (+959.3%, limit +10%)"]
 
 
 def test_a_baseline_host_without_a_capture_fails_the_gate_saying_why(tmp_path: Path) -> None:
-    runner, out, artifact, _ = run_report(
+    runner, out, artifact, _run_dir = run_report(
         tmp_path, "missing", {"vllm_profile_baseline_host": "gpu-z", "vllm_profile_baseline_gate": True}
     )
     assert runner.status == "failed"

@@ -102,7 +102,7 @@ def summarize_trace(
     trace = read_trace(path, skip_python=skip_python, lean=LEAN_CATS)
     for ev in trace:
         count += 1
-        if type(ev) is Elided:
+        if isinstance(ev, Elided):
             continue
         if isinstance(ev, PythonRun):
             count += ev.events - 1
