@@ -33,9 +33,13 @@ _PY_MODULE = re.compile(
 #   {\n    "ph": "X", "cat": "cpu_op", "name": "aten::mm", "pid": 412, "tid": 412,\n    "ts": 1.5, "dur": 2.0,\n ...
 # or a flow event {\n    "ph": "s", ... (ac2g arrows, which no summary reads). A raw newline cannot occur inside a
 # JSON string, so such an event ends at the first line that is two spaces and "}".
-_NUM = r"(-?[\d.]+(?:[eE][-+]?\d+)?)"
+# Strict JSON numbers and strings (no leading zeros, no raw control characters): what json would reject is not
+# matched, so it is decoded whole and reported as json reports it.
+_INT = r"(-?(?:0|[1-9]\d*))"
+_NUM = r"(-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][-+]?\d+)?)"
+_STR = r'"([^"\\\x00-\x1f]*)"'
 _LEAN_HEAD = re.compile(
-    r'\{\n    "ph": "(?:X", "cat": "([^"\\]*)", "name": "([^"\\]*)", "pid": (-?\d+), "tid": (-?\d+),'
+    r'\{\n    "ph": "(?:X", "cat": ' + _STR + r', "name": ' + _STR + r', "pid": ' + _INT + r', "tid": ' + _INT + ","
     r'\n    "ts": ' + _NUM + r', "dur": ' + _NUM + r'[,\n]|[sf]", )'
 )
 

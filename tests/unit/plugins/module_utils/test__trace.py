@@ -175,6 +175,19 @@ def test_lean_reading_gives_what_json_gives_less_the_args(
     assert T.summarize_trace(str(path)).to_dict(top=100) == slow and slow["events"] == 6
 
 
+@pytest.mark.parametrize("bad", ['"ts": 1.2.3', '"ts": 01.5', '"name": "a\tb"'])
+def test_lean_reading_leaves_invalid_json_to_the_decoder(tmp_path: Path, bad: str) -> None:
+    """What json rejects in an event head (a malformed number, a leading zero, a raw tab in a string) is not read
+    by the lean head: the decoder reports it, naming the file - never a ValueError from float()."""
+    event = {"ph": "X", "cat": "cpu_op", "name": "ab", "pid": 1, "tid": 1, "ts": 1.5, "dur": 1.0}
+    text = _kineto_text([event])
+    good = '"name": "ab"' if "name" in bad else '"ts": 1.5'
+    path = tmp_path / "bad.pt.trace.json"
+    path.write_text(text.replace(good, bad, 1))
+    with pytest.raises(T.TraceError, match=r"bad\.pt\.trace\.json: not valid trace JSON"):
+        T.summarize_trace(str(path))
+
+
 # ------------------------------------------------------------------------------------------
 # bad input: a clear error naming the file, never a traceback
 # ------------------------------------------------------------------------------------------
