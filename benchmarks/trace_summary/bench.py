@@ -6,7 +6,10 @@ For each trace, runs (interleaved, ``--repeats`` rounds, each run in a fresh Pyt
   ours  analyze() + the three report renderings of vllm_infra.profiling (what the module does)
   hta   TraceAnalysis(trace_dir) + get_gpu_kernel_breakdown() + get_temporal_breakdown()
 and reports wall time and peak RSS (the child's ru_maxrss), their ratios, and our MB/s of
-uncompressed JSON. HTA's breakdowns need GPU kernels: on a CPU-only vLLM trace HTA only loads
+uncompressed JSON. Both tools start warm: before the timed rounds each runs once untimed on the same
+input (the file in the page cache, and our modules' bytecode written to __pycache__ as an installed
+collection's is after its first run - HTA's came with its wheel; PYTHONDONTWRITEBYTECODE is unset for
+the children so that this can happen). HTA's breakdowns need GPU kernels: on a CPU-only vLLM trace HTA only loads
 the trace, and the breakdown calls are reported as failed (that is HTA, not the harness).
 
 Inputs (default: all of them):
@@ -145,6 +148,7 @@ def bench_two_rank(one: Path, repeats: int) -> dict:
         shutil.copyfile(rank0, single / rank0.name)
         rows: dict[str, list[tuple[float, float]]] = {"one": [], "two": []}
         notes: dict[str, str] = {}
+        run_child(OURS_RANKS, str(pair))  # warm-up, untimed
         for _ in range(repeats):
             for case, target in (("one", single), ("two", pair)):
                 secs, rss, out = run_child(OURS_RANKS, str(target))
@@ -169,6 +173,7 @@ def json_bytes(path: Path) -> int:
 def run_child(code: str, target: str) -> tuple[float, float, str]:
     """(seconds, peak RSS in MiB, stdout) of one fresh Python process."""
     env = dict(os.environ, PYTHONPATH=str(REPO / ".build" / "collections"))
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # warm bytecode for both tools (see the module's doc)
     started = time.perf_counter()
     proc = subprocess.Popen(
         [sys.executable, "-c", code, target], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
@@ -190,6 +195,8 @@ def bench(name: str, trace: Path, repeats: int) -> dict:
         size = json_bytes(trace)
         rows: dict[str, list[tuple[float, float]]] = {"ours": [], "hta": []}
         notes: dict[str, str] = {}
+        for code in (OURS, HTA):  # warm-up, untimed: page cache and bytecode for both
+            run_child(code, str(work))
         for _ in range(repeats):
             for tool, code in (("ours", OURS), ("hta", HTA)):  # interleaved
                 secs, rss, out = run_child(code, str(work))

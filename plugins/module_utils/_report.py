@@ -119,9 +119,29 @@ def headline(result: dict[str, t.Any], report_path: str | None = None) -> str:
         text += f"; {cross['ranks']} ranks"
         if cross.get("straggler_line"):
             text += f"; {cross['straggler_line']}"
+    base = result.get("baseline")
+    if base:
+        text += "; " + baseline_summary(base)
     if report_path:
         text += f"; report: {report_path}"
     return text
+
+
+def baseline_summary(base: dict[str, t.Any]) -> str:
+    """The headline's part for the comparison with the baseline host."""
+    if base.get("error"):
+        return f"no comparison with baseline {base['baseline_host']}: {base['error']}"
+    over = sorted({f.split(":", 1)[0] for f in base["failures"]})
+    verdict = f"{len(over)} over the limits ({', '.join(over)})" if over else "all within the limits"
+    return f"{len(base['hosts'])} hosts against baseline {base['baseline_host']}: {verdict}"
+
+
+def _baseline_table(base: dict[str, t.Any]) -> tuple[list[str], list[list[str]]]:
+    from ansible_collections.vllm_infra.profiling.plugins.module_utils._trace.compare import (  # noqa: PLC0415
+        baseline_table,  # here: a summary without a baseline host does not need the comparison's module
+    )
+
+    return baseline_table(base)
 
 
 # --------------------------------------------------------------------------------------------
@@ -371,6 +391,13 @@ def render_markdown(result: dict[str, t.Any], top: int = 15) -> str:
         stragglers = [f"{r['host']}: rank {r['straggler']}" for r in fleet_rows(result) if r["straggler"] is not None]
         if stragglers:
             out += ["Stragglers (the rank the others wait for in collectives): " + "; ".join(stragglers), ""]
+    base = result.get("baseline")
+    if base:
+        out += [f"## Against the baseline host {_md(base['baseline_host'])}", "", _md(baseline_summary(base), 2000), ""]
+        if base["hosts"]:
+            header, rows = _baseline_table(base)
+            out += _md_table(header, rows)
+        out += [f"- {_md(f, 400)}" for f in base["failures"]] + ([""] if base["failures"] else [])
     for host in result.get("hosts") or []:
         out += [f"## Host {_md(host['host'])}", ""]
         traces = (host.get("traces") or []) + (host.get("frontends") or [])
@@ -797,6 +824,15 @@ def render_html(result: dict[str, t.Any]) -> str:
                 numeric=(1, 2, 3, 4, 5, 6),
             )
         )
+    base = result.get("baseline")
+    if base:
+        out.append(f"<h2>Against the baseline host {_h(base['baseline_host'])}</h2>")
+        out.append(f'<p class="headline">{_h(baseline_summary(base))}</p>')
+        if base["hosts"]:
+            header, rows = _baseline_table(base)
+            out.append(_html_table(header, rows, numeric=range(1, len(header) - 1)))
+        if base["failures"]:
+            out.append("<ul>" + "".join(f'<li class="err">{_h(f)}</li>' for f in base["failures"]) + "</ul>")
     for host in result.get("hosts") or []:
         out.append(f"<h2>Host {_h(host['host'])}</h2>")
         traces = (host.get("traces") or []) + (host.get("frontends") or [])

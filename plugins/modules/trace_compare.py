@@ -136,10 +136,9 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.vllm_infra.profiling.plugins.module_utils._trace import TraceError
 from ansible_collections.vllm_infra.profiling.plugins.module_utils._trace.compare import (
-    DEFAULT_THRESHOLDS,
-    THRESHOLDS,
     compare_fleet,
     compare_paths,
+    parse_thresholds,
     render_markdown,
 )
 
@@ -151,28 +150,11 @@ class TraceCompareManager:
         self.module = module
         self.params = module.params
 
-    def thresholds(self) -> dict:
-        given = self.params["thresholds"]
-        if given is None:
-            return dict(DEFAULT_THRESHOLDS)
-        unknown = sorted(set(given) - set(THRESHOLDS))
-        if unknown:
-            self.module.fail_json(
-                msg=f"unknown thresholds {', '.join(unknown)}; known: {', '.join(sorted(THRESHOLDS))}"
-            )
-        out = {}
-        for key, value in given.items():
-            try:
-                out[key] = None if value is None else float(value)
-            except (TypeError, ValueError):
-                self.module.fail_json(msg=f"threshold {key} must be a number, not {value!r}")
-        return out
-
     def run(self) -> dict:
         p = self.params
         if p["top"] < 1:
             self.module.fail_json(msg="top must be at least 1")
-        limits = self.thresholds()
+        limits = parse_thresholds(p["thresholds"])
         if p["path"]:
             comparison = compare_fleet(p["path"], p["baseline_host"], limits, p["top"])
         else:

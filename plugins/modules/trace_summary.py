@@ -93,6 +93,22 @@ options:
     type: str
     choices: [fail, skip]
     default: fail
+  baseline_host:
+    description:
+      - With a capture root of several hosts, compare every other host with this one (its sub-directory name) - the
+        deltas of step times, kernel and compute time, communication share and GPU busy, as
+        M(vllm_infra.profiling.trace_compare) computes them - in the headline, the report and the result's C(baseline).
+      - A baseline host without a capture is said in C(baseline.error); the task does not fail on it, nor on
+        O(thresholds) (fail on C(baseline.failures) and C(baseline.error), or use trace_compare, for a gate).
+    type: str
+  thresholds:
+    description:
+      - Limits on each host's figures against O(baseline_host), with the keys of trace_compare's
+        O(vllm_infra.profiling.trace_compare#module:thresholds); a figure over its limit is listed in
+        C(baseline.failures). A key set to null is not checked.
+      - The default is trace_compare's (C(step_p50_pct=10), C(step_p90_pct=20), C(kernel_time_pct=10),
+        C(compute_time_pct=10)). Used only with O(baseline_host).
+    type: dict
 notes:
   - Step times are the CPU span of each vLLM step annotation; when the trace also has the matching
     C(gpu_user_annotation) events, their GPU spans and the GPU busy time inside them are reported as well.
@@ -123,6 +139,19 @@ EXAMPLES = r"""
     dest: "{{ playbook_dir }}/captures/fleet-report"
   delegate_to: localhost
   run_once: true
+
+- name: Compare the hosts of a fleet, each against gpu-a as well (the report play's baseline view)
+  vllm_infra.profiling.trace_summary:
+    path: "{{ playbook_dir }}/captures"
+    dest: "{{ playbook_dir }}/captures/fleet-report"
+    fleet: always
+    baseline_host: gpu-a
+    thresholds:
+      step_p50_pct: 5
+      communication_share_pts: 5
+  delegate_to: localhost
+  run_once: true
+  register: __fleet
 
 - name: A plain torch.profiler trace with ProfilerStep annotations, skipping unreadable files
   vllm_infra.profiling.trace_summary:
@@ -232,6 +261,14 @@ hosts:
   returned: always
   type: list
   elements: dict
+baseline:
+  description:
+    - With O(baseline_host) - C(baseline_host), C(thresholds), C(hosts) (one comparison per other host, as
+      trace_compare's fleet form returns, each with its C(line)), C(failures) (host-prefixed, one per limit exceeded)
+      and C(error) (why there is no comparison, e.g. the baseline host has no capture; null otherwise). Null without
+      O(baseline_host).
+  returned: always
+  type: dict
 fleet:
   description: Whether the input was a capture root of several hosts.
   returned: always
@@ -269,6 +306,7 @@ from ansible_collections.vllm_infra.profiling.plugins.module_utils._report impor
     render_markdown,
 )
 from ansible_collections.vllm_infra.profiling.plugins.module_utils._trace import TraceError, analyze
+from ansible_collections.vllm_infra.profiling.plugins.module_utils._trace.compare import baseline_view, parse_thresholds
 
 REPORT_FILES = (("json", "summary.json"), ("markdown", "summary.md"), ("html", "report.html"))
 
@@ -291,6 +329,7 @@ class TraceSummaryManager:
     def run(self) -> dict:
         if self.params["top"] < 1:
             self.module.fail_json(msg="top must be at least 1")
+        limits = parse_thresholds(self.params["thresholds"])  # checked before the traces are read
         result = analyze(
             self.params["path"],
             top=self.params["top"],
@@ -299,6 +338,8 @@ class TraceSummaryManager:
             exclude=self.dest,
             fleet=self.params["fleet"],
         )
+        baseline = self.params["baseline_host"]
+        result["baseline"] = baseline_view(result, baseline, limits, self.params["top"]) if baseline else None
         paths = {key: os.path.join(self.dest, name) for key, name in REPORT_FILES}
         line = headline(result, paths["html"])
         result["headline"] = line
@@ -344,6 +385,8 @@ def main() -> None:
         step_regex=dict(type="str"),
         on_error=dict(type="str", default="fail", choices=["fail", "skip"]),
         fleet=dict(type="str", default="auto", choices=["auto", "always", "never"]),
+        baseline_host=dict(type="str"),
+        thresholds=dict(type="dict"),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     try:

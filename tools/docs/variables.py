@@ -93,6 +93,36 @@ PLAYBOOK_VARS = [
         "report",
         "Rows in the top lists of the fleet report.",
     ),
+    (
+        "vllm_profile_baseline_host",
+        "str",
+        "'' (no comparison)",
+        None,
+        "report",
+        "A host (its directory name under `<vllm_profile_dest>/<run_id>/`, its inventory name) the fleet report "
+        "compares every other captured host with: step p50/p90, decode p50, kernel and compute time, communication "
+        "share and GPU busy against the baseline's, one line per host in the play's output, a table in "
+        "`fleet-report/summary.md` and `report.html`, and `baseline` in the job's artifacts (set_stats).",
+    ),
+    (
+        "vllm_profile_baseline_thresholds",
+        "dict",
+        "trace_compare's: `step_p50_pct: 10`, `step_p90_pct: 20`, `kernel_time_pct: 10`, `compute_time_pct: 10`",
+        None,
+        "report",
+        "Limits on each host's figures against the baseline host (the keys of trace_compare's `thresholds`: "
+        "`*_pct` relative increases in percent, `communication_share_pts`, `gpu_busy_drop_pts`; null: not checked). "
+        "Hosts over a limit are named in the report and its artifacts.",
+    ),
+    (
+        "vllm_profile_baseline_gate",
+        "bool",
+        "false",
+        None,
+        "report",
+        "Fail the report play when a host is over a limit of `vllm_profile_baseline_thresholds`, or the baseline "
+        "host has no capture in the run (after the report and the artifacts are written). `false`: only report.",
+    ),
 ]
 
 

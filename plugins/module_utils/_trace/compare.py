@@ -189,13 +189,34 @@ def _rank_deltas(base: dict[str, t.Any] | None, cand: dict[str, t.Any] | None) -
     return out
 
 
-def compare_fleet(path: str, baseline_host: str, thresholds: t.Mapping[str, float | None], top: int = 10) -> dict:
-    """Compare every host of a capture root (one sub-directory per host) with ``baseline_host``."""
-    res = analyze(path, top=max(top, 50), fleet="always")
-    hosts = {h["host"]: h for h in res["hosts"]}
+def parse_thresholds(given: t.Mapping[str, t.Any] | None) -> dict[str, float | None]:
+    """The gate's limits from a user's dict (None: the defaults); a sentence for an unknown key or a non-number."""
+    if given is None:
+        return dict(DEFAULT_THRESHOLDS)
+    unknown = sorted(set(given) - set(THRESHOLDS))
+    if unknown:
+        raise TraceError(f"unknown thresholds {', '.join(unknown)}; known: {', '.join(sorted(THRESHOLDS))}")
+    out: dict[str, float | None] = {}
+    for key, value in given.items():
+        try:
+            out[key] = None if value is None else float(value)
+        except (TypeError, ValueError):
+            raise TraceError(f"threshold {key} must be a number, not {value!r}") from None
+    return out
+
+
+def compare_hosts(
+    result: dict[str, t.Any], baseline_host: str, thresholds: t.Mapping[str, float | None], top: int = 10
+) -> dict[str, t.Any]:
+    """Every host of an ``analyze()`` result against ``baseline_host`` (each host's latest capture).
+
+    Raises ``TraceError`` when the baseline host is not among the hosts.
+    """
+    hosts = {h["host"]: h for h in result["hosts"]}
     if baseline_host not in hosts:
         raise TraceError(
-            f"{path}: no host directory {baseline_host!r} to compare against (hosts: {', '.join(sorted(hosts))})"
+            f"{result['input']}: no host directory {baseline_host!r} to compare against "
+            f"(hosts: {', '.join(sorted(hosts))})"
         )
     base = hosts[baseline_host]
     out = []
@@ -206,12 +227,97 @@ def compare_fleet(path: str, baseline_host: str, thresholds: t.Mapping[str, floa
         cmp["ranks"] = _rank_deltas(base.get("cross_rank"), host.get("cross_rank"))
         cmp["failures"] = gate(cmp, thresholds)
         cmp.update(host=name, baseline=baseline_host)
+        cmp["line"] = baseline_line(cmp)
         out.append(cmp)
     return {
         "baseline_host": baseline_host,
+        "thresholds": dict(thresholds),
         "hosts": out,
         "failures": [f"{h['host']}: {f}" for h in out for f in h["failures"]],
     }
+
+
+def baseline_view(
+    result: dict[str, t.Any], baseline_host: str, thresholds: t.Mapping[str, float | None], top: int = 10
+) -> dict[str, t.Any]:
+    """``compare_hosts`` for a report: a baseline host without a capture in this run is said in ``error``
+    (the report is still written; a gate reading the view fails on the error) instead of raised."""
+    try:
+        view = compare_hosts(result, baseline_host, thresholds, top)
+        view["error"] = None
+    except TraceError as exc:
+        view = {"baseline_host": baseline_host, "thresholds": dict(thresholds), "hosts": [], "failures": []}
+        view["error"] = str(exc)
+    # What a job's artifacts keep (set_stats): the lines and the verdict, not every figure and kernel.
+    view["brief"] = {
+        "host": baseline_host,
+        "error": view["error"],
+        "failures": view["failures"],
+        "lines": {cmp["host"]: cmp["line"] for cmp in view["hosts"]},
+    }
+    return view
+
+
+def compare_fleet(path: str, baseline_host: str, thresholds: t.Mapping[str, float | None], top: int = 10) -> dict:
+    """Compare every host of a capture root (one sub-directory per host) with ``baseline_host``."""
+    return compare_hosts(analyze(path, top=max(top, 50), fleet="always"), baseline_host, thresholds, top)
+
+
+# The figures of a host's line against the baseline, in the order a person reads them.
+LINE_FIGURES = (
+    ("step p50", "step_p50_us"),
+    ("decode p90", "decode_p90_us"),
+    ("kernel time", "kernel_time_us"),
+    ("compute", "compute_time_us"),
+    ("communication", "communication_pct"),
+    ("GPU busy", "gpu_busy_pct"),
+)
+
+
+def _change(key: str, fig: dict[str, t.Any]) -> str:
+    base, cand = fig["baseline"], fig["candidate"]
+    if key.endswith("_pct"):  # shares: the change in percentage points
+        return f"{base:.1f}% -> {cand:.1f}% ({cand - base:+.1f} pts)"
+    rel = "" if fig["delta_pct"] is None else f" ({fig['delta_pct']:+.1f}%)"
+    return f"{_ms(base)} -> {_ms(cand)}{rel}"
+
+
+# The report's table against the baseline host: one column per figure.
+TABLE_FIGURES = (
+    ("step p50", "step_p50_us"),
+    ("step p90", "step_p90_us"),
+    ("decode p50", "decode_p50_us"),
+    ("kernel time", "kernel_time_us"),
+    ("compute", "compute_time_us"),
+    ("communication", "communication_pct"),
+    ("GPU busy", "gpu_busy_pct"),
+)
+
+
+def baseline_table(view: dict[str, t.Any]) -> tuple[list[str], list[list[str]]]:
+    """(header, rows) of the report's table: each host's figures against the baseline host's, and the verdict."""
+    header = ["host", *(label for label, _key in TABLE_FIGURES), "limits"]
+    rows = []
+    for cmp in view["hosts"]:
+        cells = [cmp["host"]]
+        for _label, key in TABLE_FIGURES:
+            fig = cmp["figures"][key]
+            known = fig["baseline"] is not None and fig["candidate"] is not None
+            cells.append(_change(key, fig) if known else "\u2013")
+        cells.append(f"{len(cmp['failures'])} over" if cmp["failures"] else "within")
+        rows.append(cells)
+    return header, rows
+
+
+def baseline_line(cmp: dict[str, t.Any]) -> str:
+    """One sentence: a host's figures against the baseline host's, and the gate's verdict."""
+    parts = [
+        f"{label} {_change(key, cmp['figures'][key])}"
+        for label, key in LINE_FIGURES
+        if cmp["figures"][key]["baseline"] is not None and cmp["figures"][key]["candidate"] is not None
+    ]
+    verdict = "over the limits: " + "; ".join(cmp["failures"]) if cmp["failures"] else "within the limits"
+    return f"against {cmp['baseline']}: " + (", ".join(parts) or "no figures in common") + f"; {verdict}"
 
 
 # ---- report -------------------------------------------------------------------------------------

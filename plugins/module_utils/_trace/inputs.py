@@ -17,6 +17,10 @@ from ansible_collections.vllm_infra.profiling.plugins.module_utils._trace.nsys i
 from ansible_collections.vllm_infra.profiling.plugins.module_utils._trace.reader import TraceError
 
 
+def _hidden(name: str) -> bool:
+    return name.startswith(".")
+
+
 def is_trace_file(name: str) -> bool:
     return name.endswith(TRACE_SUFFIXES)
 
@@ -60,8 +64,10 @@ def find_inputs(path: str, exclude: str | None = None, fleet: str = "auto") -> d
         csvs: list[str] = []
         rep_dirs: set[str] = set()
         for dirpath, dirnames, filenames in os.walk(root):
-            dirnames[:] = sorted(d for d in dirnames if os.path.join(dirpath, d) != exclude)
+            dirnames[:] = sorted(d for d in dirnames if not _hidden(d) and os.path.join(dirpath, d) != exclude)
             for fn in sorted(filenames):
+                if _hidden(fn):
+                    continue
                 full = os.path.join(dirpath, fn)
                 if is_trace_file(fn):
                     found["traces"].append(full)
@@ -82,13 +88,14 @@ def find_inputs(path: str, exclude: str | None = None, fleet: str = "auto") -> d
     direct = [
         e
         for e in sorted(os.listdir(path))
-        if os.path.isfile(os.path.join(path, e))
+        if not _hidden(e)
+        and os.path.isfile(os.path.join(path, e))
         and (is_trace_file(e) or e.endswith(NSYS_REPORT_SUFFIXES) or nsys_report_name(e))
     ]
     subdirs = [
         os.path.join(path, d)
         for d in sorted(os.listdir(path))
-        if os.path.isdir(os.path.join(path, d)) and os.path.join(path, d) != exclude
+        if not _hidden(d) and os.path.isdir(os.path.join(path, d)) and os.path.join(path, d) != exclude
     ]
     per_sub = {os.path.basename(d): collect(d) for d in subdirs}
     per_sub = {k: v for k, v in per_sub.items() if has_inputs(v)}

@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import csv
 import os
 import re
 import typing as t
@@ -71,6 +70,8 @@ def parse_nsys_csv(path: str, top: int = 15) -> dict[str, t.Any]:
             lines = fh.read().splitlines()
     except OSError as exc:
         raise TraceError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    import csv  # noqa: PLC0415 - here: a directory of Kineto traces (most) never reads a CSV
+
     report = nsys_report_name(path)
     rows = list(csv.reader(lines))
     # Skip banners ("Processing [...] with [...]", "** ... (cuda_gpu_kern_sum):") up to the header row.

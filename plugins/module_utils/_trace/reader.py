@@ -29,6 +29,21 @@ _PY_MODULE = re.compile(
 )
 
 
+# Kineto's own layout of an event (its writer's indentation: the event at 2 spaces, its keys at 4):
+#   {\n    "ph": "X", "cat": "cpu_op", "name": "aten::mm", "pid": 412, "tid": 412,\n    "ts": 1.5, "dur": 2.0,\n ...
+# or a flow event {\n    "ph": "s", ... (ac2g arrows, which no summary reads). A raw newline cannot occur inside a
+# JSON string, so such an event ends at the first line that is two spaces and "}".
+# Strict JSON numbers and strings (no leading zeros, no raw control characters): what json would reject is not
+# matched, so it is decoded whole and reported as json reports it.
+_INT = r"(-?(?:0|[1-9]\d*))"
+_NUM = r"(-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][-+]?\d+)?)"
+_STR = r'"([^"\\\x00-\x1f]*)"'
+_LEAN_HEAD = re.compile(
+    r'\{\n    "ph": "(?:X", "cat": ' + _STR + r', "name": ' + _STR + r', "pid": ' + _INT + r', "tid": ' + _INT + ","
+    r'\n    "ts": ' + _NUM + r', "dur": ' + _NUM + r'[,\n]|[sf]", )'
+)
+
+
 def _py_modules(buf: str, pos: int, end: int) -> list[tuple[str, float, float]]:
     """The ``nn.Module`` events (name, ts, dur) of the python_function run ``buf[pos:end]``:
     a ``"name":`` key, then the module name, pid, tid, ts and dur (Kineto's order)."""
@@ -46,11 +61,25 @@ def _py_modules(buf: str, pos: int, end: int) -> list[tuple[str, float, float]]:
     return found
 
 
+def _number(text: str) -> int | float:
+    """A JSON number as ``json`` decodes it: an int without a fraction or exponent, else a float."""
+    return float(text) if "." in text or "e" in text or "E" in text else int(text)
+
+
 class PythonRun(t.NamedTuple):
     """A run of python_function events read in bulk: how many, and the nn.Module ones (name, ts, dur)."""
 
     events: int
     modules: list[tuple[str, float, float]]
+
+
+class Elided(t.NamedTuple):
+    """An event read without decoding it: a flow event (``ph`` s/f) in the lean mode (see ``array_items``)."""
+
+    events: int
+
+
+ELIDED = Elided(1)
 
 
 class TraceError(Exception):
@@ -186,7 +215,12 @@ class JsonScanner:
         buf = self.buf
         if not _PY_HEAD.match(buf, pos):
             return 0
-        other = _NOT_PY_CAT.search(buf, pos)
+        # Two counts (C string search) say whether every "cat" key from here on is python_function's, which is
+        # the common case (a run that fills the buffer); only otherwise is the first other one searched for.
+        if buf.count('"cat":', pos) == buf.count('"cat": "python_function"', pos):
+            other = None
+        else:
+            other = _NOT_PY_CAT.search(buf, pos)
         if other is not None:
             end = buf.rfind("{", pos, other.start())
         else:
@@ -194,11 +228,46 @@ class JsonScanner:
             end = buf.rfind("{", pos, last) if last > 0 else -1
         return end if end > pos else 0
 
-    def array_items(self, skip_python: bool = False) -> t.Iterator[t.Any]:
+    def lean_event(self, buf: str, pos: int, lean: t.Container[str]) -> t.Any:
+        """The event at ``pos`` without its ``args`` (``ELIDED`` for a flow event), or None to decode it whole.
+
+        Only for Kineto's own layout (``_LEAN_HEAD``) and an ``X`` event whose category is in ``lean``: its
+        ph, cat, name, pid, tid, ts and dur, as ``json`` would give them (a name with an escape, a pid that
+        is not an integer, or any other layout is decoded whole). Decoding the ``args`` of a cpu_op (input
+        shapes and types, lists of lists) costs more than the rest of the event.
+        """
+        m = _LEAN_HEAD.match(buf, pos)
+        if m is None:
+            return None
+        cat = m.group(1)
+        if cat is not None and cat not in lean:
+            return None
+        head_end = m.end()
+        close = buf.find("\n  }", head_end - 1)  # - 1: the head may end with the newline before "  }"
+        # The whole event must be in the buffer, and be one event: no other event's "ph" key before its end
+        # ('"ph"' followed by ':' can only be a key - a JSON string holds no raw quote).
+        if close < 0 or buf.find('"ph":', head_end, close) >= 0:
+            return None
+        self.pos = close + 4
+        if cat is None:
+            return ELIDED
+        name, pid, tid, ts, dur = m.group(2, 3, 4, 5, 6)
+        return {
+            "ph": "X",
+            "cat": cat,
+            "name": name,
+            "pid": int(pid),
+            "tid": int(tid),
+            "ts": _number(ts),
+            "dur": _number(dur),
+        }
+
+    def array_items(self, skip_python: bool = False, lean: t.Container[str] | None = None) -> t.Iterator[t.Any]:
         """Yield the elements of the array whose '[' was just consumed.
 
         ``skip_python``: runs of python_function events come as one ``PythonRun`` each
-        (see ``python_region``) instead of one dict per event.
+        (see ``python_region``) instead of one dict per event. ``lean`` (with ``skip_python``): events of
+        these categories come without their ``args``, and flow events as ``ELIDED`` (see ``lean_event``).
         """
         if self.peek() == "]":
             self.pos += 1
@@ -212,6 +281,7 @@ class JsonScanner:
             if len(self.buf) - self.pos < low and not self.eof:
                 self.more()
             buf, pos = self.buf, self.pos
+            obj = None
             if skip_python and buf[pos] == "{":
                 end = self.python_region(pos)
                 if end:
@@ -221,14 +291,17 @@ class JsonScanner:
                     )
                     self.pos = end
                     continue
-            try:
-                obj, end = scan(buf, pos)
-            except (StopIteration, ValueError):
-                obj, end = None, -1
-            if end < 0 or (end >= len(buf) and not self.eof):
-                obj = self.value()  # slow path: refill and retry (or report the error)
-            else:
-                self.pos = end
+                if lean is not None:
+                    obj = self.lean_event(buf, pos, lean)
+            if obj is None:
+                try:
+                    obj, end = scan(buf, pos)
+                except (StopIteration, ValueError):
+                    obj, end = None, -1
+                if end < 0 or (end >= len(buf) and not self.eof):
+                    obj = self.value()  # slow path: refill and retry (or report the error)
+                else:
+                    self.pos = end
             yield obj
             pos = ws(self.buf, self.pos).end()
             if pos >= len(self.buf):
@@ -257,10 +330,13 @@ class TraceRead:
     error rather than a silently incomplete answer.
     """
 
-    def __init__(self, path: str, chunk: int | None = None, skip_python: bool = False) -> None:
+    def __init__(
+        self, path: str, chunk: int | None = None, skip_python: bool = False, lean: t.Container[str] | None = None
+    ) -> None:
         self.path = path
         self.chunk = chunk
         self.skip_python = skip_python
+        self.lean = lean
         self._meta: dict[str, t.Any] | None = None
         self.has_events = False
         self.bytes = 0
@@ -285,7 +361,7 @@ class TraceRead:
             if first == "[":  # Chrome's "JSON array format": a bare list of events
                 stream.pos += 1
                 self.has_events = True
-                yield from stream.array_items(self.skip_python)
+                yield from stream.array_items(self.skip_python, self.lean)
                 self.bytes = stream.consumed + stream.pos
                 self._meta = meta
                 return
@@ -303,7 +379,7 @@ class TraceRead:
                     if key == "traceEvents" and stream.peek() == "[":
                         stream.pos += 1
                         self.has_events = True
-                        yield from stream.array_items(self.skip_python)
+                        yield from stream.array_items(self.skip_python, self.lean)
                     else:
                         meta[key] = stream.value()
                     sep = stream.peek()
@@ -321,10 +397,13 @@ class TraceRead:
             stream.close()
 
 
-def read_trace(path: str, chunk: int | None = None, skip_python: bool = False) -> TraceRead:
+def read_trace(
+    path: str, chunk: int | None = None, skip_python: bool = False, lean: t.Container[str] | None = None
+) -> TraceRead:
     """The trace at ``path`` as a ``TraceRead``: iterate it for the events, then take ``.meta``.
 
     ``chunk``: characters decoded per read (default 1 MiB). ``skip_python``: runs of
-    python_function events come as ``PythonRun`` items.
+    python_function events come as ``PythonRun`` items; with ``lean`` too, events of those categories
+    come without ``args`` and flow events as ``ELIDED`` (see ``JsonScanner.lean_event``).
     """
-    return TraceRead(path, chunk, skip_python)
+    return TraceRead(path, chunk, skip_python, lean)

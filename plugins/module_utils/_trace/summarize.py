@@ -23,12 +23,18 @@ from ansible_collections.vllm_infra.profiling.plugins.module_utils._trace.classi
     kernel_category,
 )
 from ansible_collections.vllm_infra.profiling.plugins.module_utils._trace.reader import (
+    Elided,
     PythonRun,
     TraceError,
     read_trace,
 )
 from ansible_collections.vllm_infra.profiling.plugins.module_utils._trace.stats import is_sorted, merged_intervals
 from ansible_collections.vllm_infra.profiling.plugins.module_utils._trace.summary import TraceSummary, device_info
+
+# Categories whose events are summarised from their head alone (name, pid, tid, ts, dur): their args (a cpu_op's
+# input shapes and types) are not read, so the reader need not decode them. Kernels (device, stream, correlation)
+# and CUDA runtime calls (a cudaGraphLaunch's correlation) are decoded whole.
+LEAN_CATS = frozenset(("cpu_op", "user_annotation", "gpu_user_annotation", "python_function"))
 
 
 class _Thread:
@@ -60,7 +66,8 @@ def summarize_trace(
 
     ``skip_python``: read runs of python_function events in bulk (only ``nn.Module`` events are
     needed from them); their times then do not widen the profiled window, which Kineto's own
-    "PyTorch Profiler" span covers anyway. False decodes every event (the tests compare both).
+    "PyTorch Profiler" span covers anyway; and events of ``LEAN_CATS`` are read without their args,
+    flow events not at all. False decodes every event (the tests compare both).
     """
     step_re = re.compile(step_regex) if step_regex else VLLM_STEP_RE
     vllm_steps = step_regex is None
@@ -92,9 +99,11 @@ def summarize_trace(
     attn_match = ATTENTION_OP_RE.match
 
     py_runs = 0
-    trace = read_trace(path, skip_python=skip_python)
+    trace = read_trace(path, skip_python=skip_python, lean=LEAN_CATS)
     for ev in trace:
         count += 1
+        if isinstance(ev, Elided):
+            continue
         if isinstance(ev, PythonRun):
             count += ev.events - 1
             py_runs += 1

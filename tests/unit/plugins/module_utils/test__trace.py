@@ -122,6 +122,72 @@ def test_bulk_python_runs_give_the_same_summary(path: Path, chunk: int, monkeypa
     assert fast == slow
 
 
+def _kineto_text(events: list[dict]) -> str:
+    """Events written in Kineto's own layout (its writer's indentation and key order)."""
+    out = []
+    for ev in events:
+        head = ", ".join(f"{json.dumps(k)}: {json.dumps(ev[k])}" for k in ("ph", "cat", "name", "pid", "tid"))
+        text = "  {\n    " + head + ",\n    " + f'"ts": {json.dumps(ev["ts"])}, "dur": {json.dumps(ev["dur"])}'
+        if "args" in ev:
+            text += ',\n    "args": {\n      ' + json.dumps(ev["args"])[1:-1] + "\n    }"
+        out.append(text + "\n  }")
+    flow = '  {\n    "ph": "s", "id": 7, "pid": 1, "tid": 1, "ts": 5.0, "cat": "ac2g", "name": "ac2g"\n  }'
+    return '{\n  "schemaVersion": 1,\n  "traceEvents": [\n' + ",\n".join([*out, flow]) + '\n  ],\n  "x": 1\n}'
+
+
+@pytest.mark.parametrize("chunk", [7, 64, 4093])
+def test_lean_reading_gives_what_json_gives_less_the_args(
+    tmp_path: Path, chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Events of the lean categories come as json decodes them, without args; what the lean head cannot read
+    exactly (an escaped name, a pid that is not an integer) is decoded whole, an args string holding the text of
+    an event's end does not cut the event short, and a flow event is elided. An event not whole in the buffer
+    (small chunks) is decoded whole: the summary is the same either way."""
+    events = [
+        {"ph": "X", "cat": "cpu_op", "name": "aten::mm", "pid": 412, "tid": 412, "ts": 1.5, "dur": 2.25,
+         "args": {"Input Dims": [[2048, 512], []], "Concrete Inputs": ["", "\n  }\n  {"]}},
+        {"ph": "X", "cat": "cpu_op", "name": "aten::view", "pid": 1, "tid": -3, "ts": 17, "dur": 1e-3},
+        {"ph": "X", "cat": "cpu_op", "name": 'a "quoted" \u00b5 op', "pid": 1, "tid": 1, "ts": 3.0, "dur": 1.0},
+        {"ph": "X", "cat": "user_annotation", "name": "step", "pid": "Spans", "tid": 1, "ts": 4.0, "dur": 5.0,
+         "args": {"a": 1}},
+        {"ph": "X", "cat": "kernel", "name": "gemm", "pid": 0, "tid": 7, "ts": 2.0, "dur": 1.0,
+         "args": {"device": 0, "stream": 7, "correlation": 9}},
+    ]  # fmt: skip
+    path = tmp_path / "k.pt.trace.json"
+    path.write_text(_kineto_text(events))
+    whole = json.loads(path.read_text())
+    assert whole["traceEvents"][:-1] == events  # the text is valid JSON, and holds these events
+    trace = T.read_trace(str(path), chunk=chunk, skip_python=True, lean={"cpu_op", "user_annotation"})
+    got = list(trace)
+    assert trace.meta == {"schemaVersion": 1, "x": 1}
+    if chunk == 4093:  # the whole file in the buffer: the lean path is taken wherever it can be
+        assert got[-1] is trace_reader.ELIDED
+        expected = [{k: v for k, v in ev.items() if k != "args"} if ev["cat"] == "cpu_op" else ev for ev in events]
+        assert got[:-1] == expected
+        assert [type(e["ts"]) for e in got[:-1]] == [type(e["ts"]) for e in events]  # 17 stays an int, as in json
+    else:
+        assert got[-1] is trace_reader.ELIDED or got[-1] == whole["traceEvents"][-1]
+        assert [{k: v for k, v in e.items() if k != "args"} for e in got[:-1]] == [
+            {k: v for k, v in e.items() if k != "args"} for e in events
+        ]
+    slow = T.summarize_trace(str(path), skip_python=False).to_dict(top=100)
+    monkeypatch.setattr(trace_reader, "CHUNK", chunk)
+    assert T.summarize_trace(str(path)).to_dict(top=100) == slow and slow["events"] == 6
+
+
+@pytest.mark.parametrize("bad", ['"ts": 1.2.3', '"ts": 01.5', '"name": "a\tb"'])
+def test_lean_reading_leaves_invalid_json_to_the_decoder(tmp_path: Path, bad: str) -> None:
+    """What json rejects in an event head (a malformed number, a leading zero, a raw tab in a string) is not read
+    by the lean head: the decoder reports it, naming the file - never a ValueError from float()."""
+    event = {"ph": "X", "cat": "cpu_op", "name": "ab", "pid": 1, "tid": 1, "ts": 1.5, "dur": 1.0}
+    text = _kineto_text([event])
+    good = '"name": "ab"' if "name" in bad else '"ts": 1.5'
+    path = tmp_path / "bad.pt.trace.json"
+    path.write_text(text.replace(good, bad, 1))
+    with pytest.raises(T.TraceError, match=r"bad\.pt\.trace\.json: not valid trace JSON"):
+        T.summarize_trace(str(path))
+
+
 # ------------------------------------------------------------------------------------------
 # bad input: a clear error naming the file, never a traceback
 # ------------------------------------------------------------------------------------------
@@ -385,6 +451,24 @@ def test_kernel_category_and_short_name(name: str, category: str, short: str | N
     assert len(T.short_name(name)) <= 80
 
 
+def test_kernel_category_fast_path_equals_the_case_insensitive_patterns() -> None:
+    """kernel_category lower-cases an ASCII name and caches the answer: for every kernel of the real GPU fixtures
+    (and mixed-case or non-ASCII names) it must say what the IGNORECASE patterns say."""
+    from ansible_collections.vllm_infra.profiling.plugins.module_utils._trace import classify  # noqa: PLC0415
+
+    def reference(name: str) -> str:
+        return next((cat for cat, regex in classify._CATEGORY_RES if regex.search(name)), "other")
+
+    # mixed case, and non-ASCII letters IGNORECASE folds to ASCII ones (long s, Kelvin sign, dotted capital I)
+    names = {"NCCL_AllReduce", "Void GEMM<Half>", "MEMCPY HtoD", "\u017filu_kernel", "RMSNorm\u212a", "\u0130ndex"}
+    for path in [*GPU.glob("*.pt.trace.json.gz"), *(FIX / "gpu-tp2").glob("*/*.pt.trace.json.gz")]:
+        names |= {e["name"] for e in load(path)["traceEvents"] if e.get("cat") == "kernel"}
+    assert len(names) > 50
+    for name in sorted(names):
+        assert classify._categorize(name) == reference(name), name
+        assert T.kernel_category(name) == T.kernel_category(name) == reference(name), name
+
+
 def test_every_fixture_kernel_gets_a_category_and_a_readable_name() -> None:
     s = T.summarize_trace(str(GPU / "gpu_eager.pt.trace.json.gz"))
     for name, (cat, _count, _total) in s.kernels.items():
@@ -444,6 +528,32 @@ def test_find_inputs_single_host_and_fleet(tmp_path: Path) -> None:
     single = T.find_inputs(str(root / "gpu-b"))
     assert list(single) == ["gpu-b"] and len(single["gpu-b"]["traces"]) == 2
     assert list(T.find_inputs(str(worker(NOSTACK)))) == [worker(NOSTACK).name]
+
+
+def test_find_inputs_skips_dot_files_and_dot_directories(tmp_path: Path) -> None:
+    """Hidden files are not captures: rsync's temporary copy of a trace being transferred, an
+    editor's backup, a benchmark's marker, a hidden sub-directory - none may be read or make a host."""
+    root = tmp_path / "captures"
+    shutil.copytree(NOSTACK, root / "gpu-a")
+    shutil.copytree(STACK, root / "gpu-b")
+    name = worker(NOSTACK).name
+    # rsync --partial-dir / its temp name: a truncated copy of a real trace
+    (root / "gpu-a" / f".{name}.Xy12Ab").write_bytes(worker(NOSTACK).read_bytes()[:1000])
+    (root / "gpu-a" / ".marker.pt.trace.json").write_text("not json")
+    (root / "gpu-a" / ".run1_gpukernsum.csv").write_text("garbage")
+    shutil.copytree(NOSTACK, root / ".previous")  # a hidden directory with inputs is not a host either
+    shutil.copytree(NOSTACK, root / "gpu-b" / ".ipynb_checkpoints")
+    groups = T.find_inputs(str(root))
+    assert sorted(groups) == ["gpu-a", "gpu-b"]
+    every = [p for g in groups.values() for key in g for p in g[key]]
+    assert every and not [p for p in every if "/." in p], every
+    assert len(groups["gpu-a"]["traces"]) == 2 and len(groups["gpu-b"]["traces"]) == 2
+    # the summary reads the directory without tripping over the truncated hidden copy
+    result = T.analyze(str(root / "gpu-a"))
+    assert result["errors"] == [] and len(result["hosts"][0]["traces"]) == 1
+    # named explicitly, a dot-file is read (and here fails, naming it)
+    with pytest.raises(T.TraceError, match=r"\.marker\.pt\.trace\.json"):
+        T.analyze(str(root / "gpu-a" / ".marker.pt.trace.json"))
 
 
 def test_analyze_a_fleet(tmp_path: Path) -> None:

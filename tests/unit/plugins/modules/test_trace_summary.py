@@ -153,6 +153,43 @@ def test_on_error_skip_lists_the_bad_file(tmp_path: Path) -> None:
     assert "Skipped inputs" in (tmp_path / "r" / "summary.md").read_text()
 
 
+def test_fleet_against_a_baseline_host(tmp_path: Path) -> None:
+    """Real 2-rank H200 captures as three hosts: gpu-b is the float32 run (compute time x10), gpu-c the CUDA-graph
+    run; each is compared with gpu-a in the result, the headline, summary.md and report.html, never failing."""
+    root = tmp_path / "run"
+    for host, capture in (("gpu-a", "eager"), ("gpu-b", "candidate"), ("gpu-c", "graph")):
+        shutil.copytree(FIX / "gpu-tp2" / capture, root / host)
+    res = run_module(tmp_path, path=str(root), dest=str(tmp_path / "fleet"), fleet="always", baseline_host="gpu-a")
+    assert not res.get("failed") and res["changed"] is True
+    base = res["baseline"]
+    assert base["error"] is None and [h["host"] for h in base["hosts"]] == ["gpu-b", "gpu-c"]
+    assert base["failures"] == ["gpu-b: compute time 10.956 ms -> 116.056 ms (+959.3%, limit +10%)"]
+    assert base["brief"]["lines"]["gpu-c"].endswith("; within the limits")
+    assert "compute 10.956 ms -> 116.056 ms (+959.3%)" in base["brief"]["lines"]["gpu-b"]
+    assert res["headline"].split("; report: ")[0].endswith("2 hosts against baseline gpu-a: 1 over the limits (gpu-b)")
+    md = (tmp_path / "fleet" / "summary.md").read_text()
+    assert "## Against the baseline host gpu-a" in md
+    assert "| gpu-b | 1.246 ms -> 0.727 ms (-41.7%) |" in md and "| 1 over |" in md
+    assert "<h2>Against the baseline host gpu-a</h2>" in (tmp_path / "fleet" / "report.html").read_text()
+    # the user's limits replace the defaults: a null limit is not checked, a tighter one catches gpu-c
+    res = run_module(
+        tmp_path,
+        path=str(root),
+        dest=str(tmp_path / "fleet2"),
+        fleet="always",
+        baseline_host="gpu-a",
+        thresholds={"compute_time_pct": None, "gpu_busy_drop_pts": 20},
+    )
+    assert res["baseline"]["failures"] == ["gpu-c: gpu busy 91.73% -> 69.45% (-22.28 points, limit -20)"]
+    # a baseline host without a capture: said, not failed (the report play's gate fails on it)
+    res = run_module(tmp_path, path=str(root), dest=str(tmp_path / "fleet3"), fleet="always", baseline_host="gpu-z")
+    assert not res.get("failed") and res["baseline"]["hosts"] == []
+    assert "no host directory 'gpu-z' to compare against (hosts: gpu-a, gpu-b, gpu-c)" in res["baseline"]["error"]
+    assert "no comparison with baseline gpu-z" in res["headline"]
+    res = run_module(tmp_path, path=str(root), dest=str(tmp_path / "r"), baseline_host="gpu-a", thresholds={"x": 1})
+    assert res["failed"] is True and res["msg"].startswith("unknown thresholds x; known: ")
+
+
 def test_bad_options(tmp_path: Path) -> None:
     res = run_module(tmp_path, path=str(FIX / "cpu" / "nostack"), dest=str(tmp_path / "r"), step_regex="(")
     assert res["failed"] is True and "step_regex" in res["msg"]
