@@ -30,12 +30,35 @@ SHARED_GROUPS = {
     "test_cdi_devices_podman.py": "machine-wide",
     "test_role_defaults.py": "machine-wide",
 }
+# Files whose tests share nothing costly (no module fixture that starts a server): each test is a group of its
+# own, so the two molecule scenarios (the longest tests) run side by side.
+SPLIT_FILES = {"test_molecule_host_prep.py"}
+# The longest groups first, so that neither process is left with a long one at the end (seconds of one serial
+# run on the 2-core machine, 2026-11-30; the rest follow in file order).
+LONGEST_FIRST = {
+    "test_molecule_host_prep.py": 700,
+    "test_vllm_env_era.py": 380,
+    "machine-wide": 335,
+    "test_nsys_e2e.py": 315,
+    "test_podman5_host.py": 260,
+    "test_fleet.py": 180,
+    "test_vllm_profiler_session_real.py": 170,
+    "test_vllm_profile_role.py": 160,
+}
+
+
+def xdist_group_of(item: pytest.Item) -> str:
+    name = item.path.name
+    if name in SPLIT_FILES:
+        return item.nodeid
+    return SHARED_GROUPS.get(name, name)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        name = item.path.name
-        item.add_marker(pytest.mark.xdist_group(SHARED_GROUPS.get(name, name)))
+        item.add_marker(pytest.mark.xdist_group(xdist_group_of(item)))
+    # A stable sort: file order within a weight, test order within a file.
+    items.sort(key=lambda item: -LONGEST_FIRST.get(xdist_group_of(item).split("::")[0].rsplit("/", 1)[-1], 0))
 
 
 def pytest_configure(config: pytest.Config) -> None:
