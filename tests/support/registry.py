@@ -19,15 +19,12 @@ import contextlib
 import dataclasses
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import tempfile
-import time
 import typing as t
 from pathlib import Path
 
-from . import podman
+from . import podman, servers
 
 CERTS_D = Path("/etc/containers/certs.d")
 
@@ -87,17 +84,6 @@ def _free_port() -> int:
     return podman.free_port()
 
 
-def _wait_listening(port: int, proc: subprocess.Popen, log: Path, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"docker-registry exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"docker-registry did not listen on 127.0.0.1:{port} in {timeout}s:\n{log.read_text()}")
-
-
 @contextlib.contextmanager
 def running(username: str = "fleet-operator", password: str | None = None) -> t.Iterator[Registry]:
     """Start the registry on 127.0.0.1:<free port> with htpasswd auth and TLS; trust its CA in certs.d."""
@@ -143,22 +129,12 @@ auth:
     host = f"127.0.0.1:{port}"
     log = root / "registry.log"
     trusted = None
-    with open(log, "wb") as out:
-        server = subprocess.Popen(
-            ["docker-registry", "serve", str(config)], stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
     try:
-        _wait_listening(port, server, log)
-        trusted = Registry(host, username, password, ca, root, log).trust(CERTS_D)
-        yield Registry(host, username, password, ca, root, log)
+        with servers.background(["docker-registry", "serve", str(config)], log) as server:
+            servers.wait_answering("docker-registry", port, server, log)
+            trusted = Registry(host, username, password, ca, root, log).trust(CERTS_D)
+            yield Registry(host, username, password, ca, root, log)
     finally:
-        if server.poll() is None:
-            os.killpg(server.pid, signal.SIGTERM)
-            try:
-                server.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
-                server.wait()
         if trusted is not None:
             shutil.rmtree(trusted, ignore_errors=True)
         shutil.rmtree(root, ignore_errors=True)

@@ -15,15 +15,12 @@ import contextlib
 import dataclasses
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import tempfile
-import time
 import typing as t
 from pathlib import Path
 
-from . import podman
+from . import podman, servers
 
 SSHD = "/usr/sbin/sshd"
 # sshd's privilege separation directory, compiled in; the ssh service makes it at start (RuntimeDirectory).
@@ -51,18 +48,6 @@ def _keygen(path: Path, comment: str) -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stderr
-
-
-def _wait_banner(port: int, proc: subprocess.Popen, log: Path, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"sshd exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=2) as conn:
-            if conn.recv(64).startswith(b"SSH-2.0-"):
-                return
-        time.sleep(0.2)
-    raise AssertionError(f"sshd did not answer on 127.0.0.1:{port} in {timeout}s:\n{log.read_text()}")
 
 
 @contextlib.contextmanager
@@ -103,20 +88,10 @@ Subsystem sftp internal-sftp
     check = subprocess.run([SSHD, "-t", "-f", str(config)], capture_output=True, text=True, check=False)
     assert check.returncode == 0, f"sshd -t: {check.stderr}"
     log = root / "sshd.log"
-    with open(log, "wb") as out:
-        # -D: stay in the foreground (this process's child), -e: log to stderr (the log file).
-        server = subprocess.Popen(
-            [SSHD, "-D", "-e", "-f", str(config)], stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
     try:
-        _wait_banner(port, server, log)
-        yield Sshd("127.0.0.1", port, "root", client_key, host_key.with_suffix(".pub").read_text().strip(), log)
+        # -D: stay in the foreground (this process's child), -e: log to stderr (the log file).
+        with servers.background([SSHD, "-D", "-e", "-f", str(config)], log) as server:
+            servers.wait_answering("sshd", port, server, log, banner=b"SSH-2.0-")
+            yield Sshd("127.0.0.1", port, "root", client_key, host_key.with_suffix(".pub").read_text().strip(), log)
     finally:
-        if server.poll() is None:
-            os.killpg(server.pid, signal.SIGTERM)
-            try:
-                server.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
-                server.wait()
         shutil.rmtree(root, ignore_errors=True)
