@@ -21,24 +21,18 @@ if str(REPO / "tests") not in sys.path:
     sys.path.insert(0, str(REPO / "tests"))
 
 
-# tools/test runs the integration tier in two processes (pytest -n 2 --dist loadgroup): each test file runs
-# whole in one of them, so its module fixtures (a vLLM server, a registry, a fleet) start once. Files that
-# change something machine-wide run in the same process, one after the other:
-#   test_cdi_devices_podman  writes CDI specs to /var/run/cdi, which podman reads for every container;
-#   test_role_defaults       expects no CDI spec there, and uses /var/lib/vllm-profile and the rootless users.
-SHARED_GROUPS = {
-    "test_cdi_devices_podman.py": "machine-wide",
-    "test_role_defaults.py": "machine-wide",
-}
-# Files whose tests share nothing costly (no module fixture that starts a server): each test is a group of its
-# own, so the two molecule scenarios (the longest tests) run side by side.
-SPLIT_FILES = {"test_molecule_host_prep.py"}
-# The longest groups first, so that neither process is left with a long one at the end (seconds of one serial
+# tools/test runs the integration tier in two processes (pytest -n 2 --dist loadfile): each test file runs whole
+# in one of them, so its module fixtures (a vLLM server, a registry, a fleet) start once. (--dist loadgroup
+# would let files share a process, but with pytest 9.2 / xdist 3.8 it spreads a group's tests over both
+# processes, and their module fixtures start twice: measured.) Test files must therefore not change anything
+# machine-wide that another file reads: test_cdi_devices_podman's specs in /var/run/cdi are unique names that
+# no other test asks for.
+# The longest files first, so that neither process is left with a long one at the end (seconds of one serial
 # run on the 2-core machine, 2026-11-30; the rest follow in file order).
 LONGEST_FIRST = {
     "test_molecule_host_prep.py": 700,
     "test_vllm_env_era.py": 380,
-    "machine-wide": 335,
+    "test_role_defaults.py": 325,
     "test_nsys_e2e.py": 315,
     "test_podman5_host.py": 260,
     "test_fleet.py": 180,
@@ -47,18 +41,9 @@ LONGEST_FIRST = {
 }
 
 
-def xdist_group_of(item: pytest.Item) -> str:
-    name = item.path.name
-    if name in SPLIT_FILES:
-        return item.nodeid
-    return SHARED_GROUPS.get(name, name)
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(xdist_group_of(item)))
     # A stable sort: file order within a weight, test order within a file.
-    items.sort(key=lambda item: -LONGEST_FIRST.get(xdist_group_of(item).split("::")[0].rsplit("/", 1)[-1], 0))
+    items.sort(key=lambda item: -LONGEST_FIRST.get(item.path.name, 0))
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -68,7 +53,6 @@ def pytest_configure(config: pytest.Config) -> None:
         "podman: needs podman and the harness images",
         "vllm: starts the real vLLM CPU server",
         "molecule: runs a molecule scenario",
-        "xdist_group(name): pytest-xdist --dist loadgroup runs a group's tests in one process",
     ):
         config.addinivalue_line("markers", marker)
 

@@ -457,7 +457,8 @@ def test_capture_window_definition_gpu_only(
         "/usr/local/bin/vllm-entrypoint",
     ]
     assert "--cuda-graph-trace=node" in entrypoint and "--trace-fork-before-exec=true" in entrypoint
-    assert seen["launch"] == {"env": {"VLLM_INFRA_NSYS_REPORT": "nsys-win1", **env}, "args": args}
+    # The report goes to the run's own directory: <report dir>/win1/nsys-win1.nsys-rep.
+    assert seen["launch"] == {"env": {"VLLM_INFRA_NSYS_REPORT": "win1/nsys-win1", **env}, "args": args}
     assert seen["stop_timeout"] == 120
 
 

@@ -257,7 +257,8 @@ def test_rootless_captures_with_the_guides_keep_id(rootless_run) -> None:
     traces = home / ".local" / "share" / "vllm-profile" / "traces"
     assert traces.is_dir()
     assert traces.stat().st_uid == rootless_run["entry"].pw_uid
-    (run_dir,) = [p for p in traces.iterdir() if p.is_dir() and not p.is_symlink()]  # this run's own directory
+    run_id = Path(host_line(rootless_run["run"].stdout, "rootless").split("-> ", 1)[1].split(" ", 1)[0]).parent.name
+    run_dir = traces / run_id  # this run's own directory
     assert run_dir.stat().st_uid == rootless_run["entry"].pw_uid
     assert os.readlink(traces / "current") == run_dir.name
     assert any(run_dir.glob("*.pt.trace.json.gz"))
@@ -321,7 +322,9 @@ def failing_fleet(tmp_path_factory):
     ("host", "cause"),
     [
         ("port-taken", r"127\.0\.0\.1:\d+ cannot be used for the server \(address already in use\): stop what listens"),
-        ("unknown-cdi", r"CDI device\(s\) nvidia\.com/gpu=7 unknown to podman \(known: no CDI specs in /etc/cdi"),
+        # "known:" lists what /etc/cdi and /var/run/cdi hold at the time ("no CDI specs in ..." on a bare
+        # machine; test_cdi_devices_podman, in the other test process, may have one there for a moment).
+        ("unknown-cdi", r"CDI device\(s\) nvidia\.com/gpu=7 unknown to podman \(known: "),
         ("keep-id-root-podman43", r"keep-id:uid=1001 cannot run here: podman 4\.3\.1 runs keep-id only for rootless"),
         ("podman-refuses", r"Container \S+ exited with code 125 when runed: not-an-ip is not an ip address"),
         ("rootless-no-subuid", r"user vllm-nosubid has no subordinate uid range in /etc/subuid.*usermod --add-subuids"),
