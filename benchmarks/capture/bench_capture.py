@@ -6,7 +6,8 @@ One real vLLM CPU server (harness image, profiler on, no stack) serves all; runs
 (by hand, play, [play before,] by hand, ...) and reported as medians, their ratio and the play's overhead
 over the by-hand sequence. "play" is this checkout's capture_play.yml with this checkout's collection;
 with --before REV, "play before" is REV's capture_play.yml with REV's collection (git archive into a
-temporary collections path), so that a change is measured against its base in one interleaved run.
+temporary collections path), so that a change is measured against its base in one interleaved run (REV must
+have vllm_profiler_session's run_subdir, 2026-11-30: the server writes through the run link, as the role's do).
 A second server with stack capture on gives the stop/flush time with and without stacks (--no-stack skips it).
 
 Run:  source tools/setup.sh && python benchmarks/capture/bench_capture.py [--rounds 5] [--no-stack] [--before REV]
@@ -30,13 +31,20 @@ sys.path.insert(0, str(REPO / "tests"))
 from support import ansible  # noqa: E402
 from support.vllm import vllm_container  # noqa: E402
 
+from ansible_collections.vllm_infra.profiling.plugins.module_utils._profiler import (  # noqa: E402
+    RUN_LINK,
+    prepare_run_dir,
+)
+
 PROMPT = "What is the capital of France?"
 # Start-up is not measured: on a machine shared with other podman work the tiny server may take minutes.
 READY_TIMEOUT = 900
 
 
 def by_hand(url: str, profile_dir: Path, dest: Path, prefix: str) -> float:
-    """What a person does: curl start, curl a completion, curl stop, cp the new files."""
+    """What a person does: curl start, curl a completion, curl stop, cp the new files (from the directory the
+    server writes into, wherever the role's link points it)."""
+    profile_dir = (profile_dir / RUN_LINK).resolve()
     before = set(profile_dir.iterdir())
     body = json.dumps({"model": "/models/tiny-qwen3", "prompt": PROMPT, "max_tokens": 10, "ignore_eos": True})
     t0 = time.perf_counter()
@@ -90,7 +98,13 @@ def export(rev: str, work: Path) -> Path:
 
 
 def server(profiles: Path, with_stack: bool):
-    config = {"profiler": "torch", "torch_profiler_dir": "/profiles", "torch_profiler_with_stack": with_stack}
+    # As the role runs its servers: the profiler writes through the link <dir>/current, which each play's capture
+    # points at its own run directory (run_subdir).
+    config = {
+        "profiler": "torch",
+        "torch_profiler_dir": f"/profiles/{RUN_LINK}",
+        "torch_profiler_with_stack": with_stack,
+    }
     return vllm_container(
         extra_args=["--profiler-config", json.dumps(config)],
         volumes=[f"{profiles}:/profiles:z"],
@@ -114,6 +128,7 @@ def main() -> int:
         profiles = work / f"profiles-stack-{with_stack}"
         profiles.mkdir()
         profiles.chmod(0o777)
+        prepare_run_dir(str(profiles), "by-hand")  # where the by-hand captures land until a play points it on
         with server(profiles, with_stack) as srv:
             hand, play, before, stops = [], [], [], []
             by_hand(srv.url, profiles, work / "warmup", "warmup")  # first capture pays Kineto's init
