@@ -130,7 +130,7 @@ def main() -> int:
         profiles.chmod(0o777)
         prepare_run_dir(str(profiles), "by-hand")  # where the by-hand captures land until a play points it on
         with server(profiles, with_stack) as srv:
-            hand, play, before, stops = [], [], [], []
+            hand, play, before, stops, phases = [], [], [], [], []
             by_hand(srv.url, profiles, work / "warmup", "warmup")  # first capture pays Kineto's init
             rounds = args.rounds if not with_stack else max(2, args.rounds // 2)
             for i in range(rounds):
@@ -138,10 +138,18 @@ def main() -> int:
                 elapsed, timings = by_play(srv.url, profiles, work / f"play-{with_stack}-{i}", f"play{i}")
                 play.append(elapsed)
                 stops.append(timings.get("stop", 0) + timings.get("flush", 0))
+                phases.append(timings)
                 if before_tree is not None and not with_stack:
                     where = work / f"before-{with_stack}-{i}"
                     before.append(by_play(srv.url, profiles, where, f"before{i}", before_tree)[0])
-        results[with_stack] = {"hand": hand, "play": play, "play_before": before, "stop_flush": stops}
+        results[with_stack] = {
+            "hand": hand,
+            "play": play,
+            "play_before": before,
+            "stop_flush": stops,
+            # The module's own phases (medians): what of the play is the capture and what is ansible around it.
+            "module_phases": {k: statistics.median(p.get(k, 0) for p in phases) for k in sorted(phases[0])},
+        }
     plain = results[False]
     hand_s = statistics.median(plain["hand"])
     for label, key in (("play before", "play_before"), ("play now", "play")):
@@ -152,6 +160,8 @@ def main() -> int:
             f"capture part, no stack, {label}: median {median:.2f}s, by hand median {hand_s:.2f}s -> "
             f"ratio {median / hand_s:.2f}x, {median - hand_s:.2f}s above by hand (target <= 1.0s above)"
         )
+    phases = plain["module_phases"]
+    print(f"module phases, no stack (medians): {', '.join(f'{k} {v:.3f}s' for k, v in phases.items())}")
     if True in results:
         for with_stack, label in ((False, "without"), (True, "with")):
             stops = results[with_stack]["stop_flush"]
