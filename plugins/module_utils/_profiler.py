@@ -311,8 +311,12 @@ _INSTANCE_RANK_RE = re.compile(r"-rank-(\d+)$")
 _GRAPH_CAPTURE_RE = re.compile(r"(?:^|_)graph_capture_rank_(\d+)$")
 
 
+# vLLM 0.32's rule for a profile prefix, which the run directories (named after the run id) follow too.
+NAME_RULE = "1-128 ASCII letters, digits, '.', '_' or '-', starting with a letter or digit"
+
+
 def valid_profile_prefix(prefix):
-    """vLLM 0.32's rule: 1-128 ASCII letters, digits, '.', '_', '-', starting with a letter or digit."""
+    """Whether ``prefix`` follows ``NAME_RULE``."""
     return bool(_PREFIX_RE.match(prefix or "")) and prefix.isascii()
 
 
@@ -382,10 +386,7 @@ def prepare_run_dir(profile_dir, name, check_mode=False):
     profiler directory itself) is replaced; anything else there raises ``RunDirError``.
     """
     if not valid_profile_prefix(name):
-        raise RunDirError(
-            f"run directory name {name!r}: use 1-128 ASCII letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit"
-        )
+        raise RunDirError(f"run directory name {name!r}: use {NAME_RULE}")
     run_dir = os.path.join(profile_dir, name)
     link = os.path.join(profile_dir, RUN_LINK)
     changed = False

@@ -375,6 +375,7 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.vllm_infra.profiling.plugins.module_utils._profiler import (
+    NAME_RULE,
     RunDirError,
     TraceWaitTimeout,
     collect_outputs,
@@ -475,17 +476,11 @@ class ProfilerSessionManager:
             if p[name] is not None and p[name] < 0:
                 self.module.fail_json(msg=f"{name} must be 0 or more, got {p[name]}")
         if p["profile_prefix"] is not None and not valid_profile_prefix(p["profile_prefix"]):
-            self.module.fail_json(
-                msg=f"profile_prefix {p['profile_prefix']!r} is not accepted by vLLM: 1-128 ASCII letters, "
-                "digits, '.', '_' or '-', starting with a letter or digit"
-            )
+            self.module.fail_json(msg=f"profile_prefix {p['profile_prefix']!r} is not accepted by vLLM: {NAME_RULE}")
         if p["run_subdir"] is not None and p["profile_dir"] is None:
             self.module.fail_json(msg="run_subdir is a directory inside profile_dir: set profile_dir too")
         if p["run_subdir"] is not None and not valid_profile_prefix(p["run_subdir"]):
-            self.module.fail_json(
-                msg=f"run_subdir {p['run_subdir']!r}: 1-128 ASCII letters, digits, '.', '_' or '-', "
-                "starting with a letter or digit"
-            )
+            self.module.fail_json(msg=f"run_subdir {p['run_subdir']!r}: {NAME_RULE}")
         directory = p["profile_dir"]
         if directory is not None:
             if not os.path.isdir(directory):
