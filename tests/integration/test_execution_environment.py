@@ -42,16 +42,14 @@ import os
 import shutil
 import subprocess
 import time
-import typing as t
 from pathlib import Path
 
 import ansible_runner
 import pytest
 import yaml
-from support import ansible, awx, ee, podman, registry, sshd
+from support import ansible, awx, ee, output, podman, registry, sshd
 
 REPO = ansible.REPO
-OUTPUT = REPO / "tests" / "output"
 FULL = os.environ.get("VLLM_INFRA_REGISTRY_FULL") == "1"
 full_tier = pytest.mark.skipif(not FULL, reason="opt-in tier: set VLLM_INFRA_REGISTRY_FULL=1 to run it")
 
@@ -171,14 +169,6 @@ def test_offline_build_directory_installs_with_its_dependencies(tmp_path: Path) 
         assert json.loads(manifest.read_text())["collection_info"]["version"] == version, fqcn
 
 
-def record(**figures: t.Any) -> None:
-    OUTPUT.mkdir(exist_ok=True)
-    path = OUTPUT / "execution_environment.json"
-    data = json.loads(path.read_text()) if path.is_file() else {}
-    data.update(figures)
-    path.write_text(json.dumps(data, indent=2) + "\n")
-
-
 def inspect_once_running(name: str) -> subprocess.Popen[str]:
     """``podman inspect NAME`` as soon as ansible-runner's container runs (it is started with --rm, so the test
     cannot inspect it afterwards). A child process, not a thread: ansible-runner forks its pty from this one."""
@@ -221,7 +211,12 @@ def test_ee_built_pushed_and_site_job_run_inside_it(
     in_image = {fqcn: meta["version"] for path in json.loads(listing).values() for fqcn, meta in path.items()}
     print("collections in the EE:", in_image)
     assert in_image == made
-    record(ee_build_s=round(took, 1), ee_build_cached_steps=f"{cached}/{steps}", ee_size_mb=round(size / 1e6))
+    output.record(
+        "execution_environment",
+        ee_build_s=round(took, 1),
+        ee_build_cached_steps=f"{cached}/{steps}",
+        ee_size_mb=round(size / 1e6),
+    )
 
     template = awx.job_template("playbooks/site.yml")
     pull = awx.load()["execution_environment"]["pull"]
@@ -239,7 +234,7 @@ def test_ee_built_pushed_and_site_job_run_inside_it(
         start = time.monotonic()
         pushed = podman.run("push", "--authfile", str(auth), local, ref, timeout=900)
         print(f"podman push {local} {ref} ({time.monotonic() - start:.1f} s):\n{pushed.stderr.strip()}")
-        record(ee_push_s=round(time.monotonic() - start, 1))
+        output.record("execution_environment", ee_push_s=round(time.monotonic() - start, 1))
         podman.run("rmi", local)
         for gone in (local, ref):
             assert podman.run("image", "exists", gone, check=False).returncode == 1, gone

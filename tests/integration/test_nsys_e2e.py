@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from support import ansible, podman
+from support import ansible, output, podman
 
 pytestmark = [pytest.mark.podman, pytest.mark.vllm]
 
@@ -48,7 +48,6 @@ DEBIAN_NSYS = {
     "commands": ["ln -sfn ../../nsight-systems/host-linux-x64 /usr/lib/x86_64-linux-gnu/nsight-systems/host-linux-x64"],
 }
 CPU_PROFILE = {"trace": ["osrt", "nvtx"], "sample": "none", "report_dir": "/vllm-profiles"}
-OUTPUT = ansible.REPO / "tests" / "output"
 
 BUILD_PLAYBOOK = """
 - name: Run nsys_image_build once and keep its result
@@ -149,15 +148,6 @@ def image_id(ref: str) -> str | None:
     return proc.stdout.strip() if proc.returncode == 0 else None
 
 
-def record(**timings: t.Any) -> None:
-    OUTPUT.mkdir(exist_ok=True)
-    path = OUTPUT / "nsys_e2e.json"
-    data = json.loads(path.read_text()) if path.is_file() else {}
-    data.update(timings)
-    path.write_text(json.dumps(data, indent=2) + "\n")
-    print(json.dumps(timings))
-
-
 @pytest.fixture(scope="module")
 def nsys_image(tmp_path_factory) -> t.Iterator[dict[str, t.Any]]:
     """Build the real nsys image four times from a base reference this test owns: cold, again, with a
@@ -182,8 +172,10 @@ def nsys_image(tmp_path_factory) -> t.Iterator[dict[str, t.Any]]:
         podman.run("build", "--tag", base, str(tmp))
         seen["rebased"], seen["rebased_s"] = build(tmp, **args)
         made += [seen[k]["image_id"] for k in ("first", "flag") if seen[k].get("image_id")]
-        record(build_first_s=seen["first_s"], build_noop_s=seen["again_s"], build_flag_s=seen["flag_s"])
-        record(build_rebased_s=seen["rebased_s"])
+        output.record(
+            "nsys_e2e", build_first_s=seen["first_s"], build_noop_s=seen["again_s"], build_flag_s=seen["flag_s"]
+        )
+        output.record("nsys_e2e", build_rebased_s=seen["rebased_s"])
         yield seen
     finally:
         for ref in reversed(made):
@@ -322,7 +314,8 @@ def test_capture_end_to_end(nsys_image: dict[str, t.Any], tmp_path: Path) -> Non
         write(tmp_path, "stats-again.yml", STATS_AGAIN_PLAYBOOK), {"report": str(on_host), "image": nsys_image["name"]}
     )
     assert again.returncode == 0 and ansible.recap(again.stdout)["localhost"]["changed"] == 0, again.stdout[-3000:]
-    record(
+    output.record(
+        "nsys_e2e",
         capture_playbook_s=wall,
         stop_to_exit_s=nsys["stop"]["seconds"],
         report_waited_s=nsys["reports"][0]["waited"],

@@ -41,7 +41,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from support import ansible, podman, registry
+from support import ansible, output, podman, registry
 
 pytestmark = [pytest.mark.podman]
 
@@ -49,7 +49,6 @@ REPO = ansible.REPO
 BUSYBOX = Path("/bin/busybox")  # Debian's busybox-static (tools/setup.sh)
 DEBIAN_BASE = "localhost/vllm-infra-debian12:latest"
 GPUHOST = "vllm-infra-debian12-gpuhost"
-OUTPUT = REPO / "tests" / "output"
 # Debian 12's nsight-systems (non-free), as in test_nsys_e2e.py.
 DEBIAN_NSYS = {
     "method": "packages",
@@ -73,15 +72,6 @@ STANDIN_NSYS = {
 FULL = os.environ.get("VLLM_INFRA_REGISTRY_FULL") == "1"
 full_tier = pytest.mark.skipif(not FULL, reason="opt-in tier: set VLLM_INFRA_REGISTRY_FULL=1 to run it")
 ENV = {"ANSIBLE_PIPELINING": "1", "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks"}
-
-
-def record(**timings: t.Any) -> None:
-    OUTPUT.mkdir(exist_ok=True)
-    path = OUTPUT / "registry.json"
-    data = json.loads(path.read_text()) if path.is_file() else {}
-    data.update(timings)
-    path.write_text(json.dumps(data, indent=2) + "\n")
-    print(json.dumps(timings))
 
 
 def write(tmp: Path, name: str, text: str) -> str:
@@ -145,7 +135,7 @@ def reg(tmp_path_factory, base: str) -> t.Iterator[tuple[registry.Registry, str]
     with registry.running() as r:
         # The path of the private-mirror example's serving image (playbooks/vars/examples/).
         serving = push_as(r, base, "rhaiis/vllm-cuda-rhel9:3.2.1", tmp / "operator-auth.json")
-        record(registry_start_and_push_base_s=round(time.monotonic() - started, 1))
+        output.record("registry", registry_start_and_push_base_s=round(time.monotonic() - started, 1))
         yield r, serving
 
 
@@ -457,7 +447,7 @@ def test_fleet_builds_once_pushes_once_pulls_twice(reg, base: str, tmp_path: Pat
         with ThreadPoolExecutor(max_workers=4) as pool:
             list(pool.map(podman.remove, names.values()))
     timings["fleet_total_s"] = round(time.monotonic() - started, 1)
-    record(**{f"{nsys}_{k}": v for k, v in timings.items()})
+    output.record("registry", **{f"{nsys}_{k}": v for k, v in timings.items()})
 
     (check, res0), (_first, res1), (second, res2) = runs
     for label, (proc, res) in (("check run", runs[0]), ("run 1", runs[1]), ("run 2", runs[2])):
@@ -585,7 +575,7 @@ def test_airgapped_host_loads_the_archive_then_profiles(tmp_path: Path) -> None:
         in_store("rm", "--force", "--time", "5", name)
         in_store("rmi", "--force", ref)
         subprocess.run(["umount", "-R", str(store / "graph" / "overlay")], capture_output=True, check=False)
-    record(airgap_save_s=save_s, airgap_first_run_s=first_s, airgap_second_run_s=second_s)
+    output.record("registry", airgap_save_s=save_s, airgap_first_run_s=first_s, airgap_second_run_s=second_s)
     print(f"air-gapped: save {save_s}s, run 1 {first_s}s (load + profile), run 2 {second_s}s")
     print(f"run 1 load: {task_lines(first.stdout, 'Load the archive')}")
     print(f"run 2 load: {task_lines(second.stdout, 'Load the archive')}")
