@@ -5,12 +5,18 @@
 The gzip (or plain) file is decoded in 1 MiB chunks and the ``traceEvents`` array is parsed one
 event at a time with the C JSON scanner, so memory does not grow with the size of the JSON.
 Runs of python_function events (the bulk of a with-stack trace) can be read in bulk.
+
+Optional backend: where ``msgspec`` is installed, the events between python_function runs are decoded a
+buffer at a time by its typed decoder, which builds only the fields a summary reads (``Event``); the
+standard library path stays, gives the same summaries (the unit tests compare both on every fixture), and is
+what runs without msgspec or with ``VLLM_INFRA_TRACE_JSON=stdlib``.
 """
 
 from __future__ import annotations
 
 import codecs
 import json
+import os
 import re
 import typing as t
 import zlib
@@ -86,6 +92,44 @@ class TraceError(Exception):
     """A trace or CSV that cannot be read; the message names the file."""
 
 
+class _Absent:
+    """The default of an ``Args`` field that the event's args do not have (json's dict would lack the key)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "ABSENT"
+
+
+ABSENT = _Absent()
+# The fields of an event that a summary reads, for the optional msgspec decoder: it skips the others (a
+# cpu_op's input shapes, a kernel's grid) without building them. Absent fields read as json's dict.get does:
+# None for the event's own keys, ABSENT for the keys of its args (a kernel's device defaults to its pid).
+EVENT_FIELDS = ("ph", "cat", "name", "pid", "tid", "ts", "dur")
+ARGS_FIELDS = ("device", "stream", "correlation", "name")
+_FAST: t.Any = None  # (decoder, Event class, error class) once loaded; False without msgspec or when switched off
+
+
+def fast_backend() -> t.Any:
+    """``(decoder, Event, error)`` of the optional msgspec backend, or None (not installed, or
+    ``VLLM_INFRA_TRACE_JSON=stdlib``). The decoder turns ``[event, ...]`` text into a list of ``Event``."""
+    global _FAST
+    if _FAST is None:
+        _FAST = False
+        if os.environ.get("VLLM_INFRA_TRACE_JSON", "") != "stdlib":
+            try:
+                import msgspec
+            except ImportError:
+                pass
+            else:
+                args = msgspec.defstruct("Args", [(k, t.Any, ABSENT) for k in ARGS_FIELDS])
+                event = msgspec.defstruct(
+                    "Event", [*((k, t.Any, None) for k in EVENT_FIELDS), ("args", t.Optional[args], None)]
+                )
+                _FAST = (msgspec.json.Decoder(t.List[event]), event, msgspec.DecodeError)
+    return _FAST or None
+
+
 class JsonScanner:
     """Incremental scanner of one top-level JSON value whose ``traceEvents`` array may be huge."""
 
@@ -109,6 +153,7 @@ class JsonScanner:
         if self._pending == b"\x1f\x8b":
             self._zip = zlib.decompressobj(31)
         self._text = codecs.getincrementaldecoder("utf-8")()
+        self._fast_from = 0  # where the msgspec decoder may be tried again after text it did not take
 
     def close(self) -> None:
         self._raw.close()
@@ -202,8 +247,8 @@ class JsonScanner:
                 self.fail(err)
             grow = min(grow * 2, 64 * max(self.chunk, CHUNK))
 
-    def python_region(self, pos: int) -> int:
-        """End of the run of python_function events that starts at ``pos`` (0: none to skip).
+    def python_region(self, pos: int) -> tuple[int, int]:
+        """End of the run of python_function events that starts at ``pos`` (0: none to skip), and its events.
 
         Stack capture writes hundreds of thousands of python_function events in one run. Their
         ``args`` are not needed, only ``nn.Module`` names and times: the run is counted and
@@ -214,19 +259,53 @@ class JsonScanner:
         """
         buf = self.buf
         if not _PY_HEAD.match(buf, pos):
-            return 0
-        # Two counts (C string search) say whether every "cat" key from here on is python_function's, which is
-        # the common case (a run that fills the buffer); only otherwise is the first other one searched for.
-        if buf.count('"cat":', pos) == buf.count('"cat": "python_function"', pos):
-            other = None
-        else:
-            other = _NOT_PY_CAT.search(buf, pos)
+            return 0, 0
+        # Two counts (C string search) say whether every event from here on (a "ph" key each) is a python_function
+        # event, the common case (a run that fills the buffer): then the run's events are counted without a
+        # third pass over it. Only otherwise is the first event of another category searched for.
+        events = buf.count('"ph"', pos)
+        if events == buf.count('"cat": "python_function"', pos):
+            last = buf.rfind('"ph"', pos)
+            end = buf.rfind("{", pos, last) if last > 0 else -1
+            if end > pos:
+                return end, events - buf.count('"ph"', end)
+            return 0, 0
+        other = _NOT_PY_CAT.search(buf, pos)
         if other is not None:
             end = buf.rfind("{", pos, other.start())
         else:
             last = buf.rfind('"ph"', pos)
             end = buf.rfind("{", pos, last) if last > 0 else -1
-        return end if end > pos else 0
+        return (end, buf.count('"ph"', pos, end)) if end > pos else (0, 0)
+
+    def fast_events(self, buf: str, pos: int, fast: t.Any) -> list[t.Any] | None:
+        """The events from ``pos`` to the last whole event before the next python_function one, decoded by
+        msgspec as ``Event`` structs; None (read them one by one) where there is no such stretch or msgspec
+        does not take it (another layout, NaN, a lone surrogate, an args that is not an object, ...).
+
+        In Kineto's layout an event at the array's level ends with a line that is two spaces and "}" (a raw
+        newline cannot occur in a JSON string, nested objects are indented further). If a "\n  }" closes
+        something else, the text is not a list of whole values and the decoder rejects it: it never takes a
+        part of an event. python_function events are left to ``python_region``, as without msgspec.
+        """
+        if self.consumed + pos < self._fast_from:
+            return None
+        limit = buf.find('"cat": "python_function"', pos)
+        close = buf.rfind("\n  }", pos, len(buf) if limit < 0 else limit)
+        if close < 0:
+            return None
+        end = close + 4
+        nxt = _WS.match(buf, end).end()
+        if nxt >= len(buf) or buf[nxt] not in ",]":
+            return None
+        decoder, _event, error = fast
+        try:
+            events = decoder.decode("[" + buf[pos:end] + "]")
+        except error:
+            self._fast_from = self.consumed + end  # read this stretch with json, event by event
+            return None
+        self.pos = end
+        return events
 
     def lean_event(self, buf: str, pos: int, lean: t.Container[str]) -> t.Any:
         """The event at ``pos`` without its ``args`` (``ELIDED`` for a flow event), or None to decode it whole.
@@ -262,13 +341,18 @@ class JsonScanner:
             "dur": _number(dur),
         }
 
-    def array_items(self, skip_python: bool = False, lean: t.Container[str] | None = None) -> t.Iterator[t.Any]:
+    def array_items(
+        self, skip_python: bool = False, lean: t.Container[str] | None = None, fast: bool = False
+    ) -> t.Iterator[t.Any]:
         """Yield the elements of the array whose '[' was just consumed.
 
         ``skip_python``: runs of python_function events come as one ``PythonRun`` each
         (see ``python_region``) instead of one dict per event. ``lean`` (with ``skip_python``): events of
         these categories come without their ``args``, and flow events as ``ELIDED`` (see ``lean_event``).
+        ``fast`` (with ``skip_python``): where msgspec is installed, the other events come as ``Event`` structs
+        (see ``fast_events``); any it does not take come as without it.
         """
+        backend = fast_backend() if fast and skip_python else None
         if self.peek() == "]":
             self.pos += 1
             return
@@ -283,16 +367,19 @@ class JsonScanner:
             buf, pos = self.buf, self.pos
             obj = None
             if skip_python and buf[pos] == "{":
-                end = self.python_region(pos)
+                end, events = self.python_region(pos)
                 if end:
-                    yield PythonRun(
-                        buf.count('"ph"', pos, end),
-                        _py_modules(buf, pos, end),
-                    )
+                    yield PythonRun(events, _py_modules(buf, pos, end))
                     self.pos = end
                     continue
-                if lean is not None:
+                if backend is not None:
+                    obj = self.fast_events(buf, pos, backend)
+                    if obj is not None:
+                        yield from obj  # (obj, a list, is not None: the separator follows)
+                if obj is None and lean is not None:
                     obj = self.lean_event(buf, pos, lean)
+                    if obj is not None:
+                        yield obj
             if obj is None:
                 try:
                     obj, end = scan(buf, pos)
@@ -302,7 +389,7 @@ class JsonScanner:
                     obj = self.value()  # slow path: refill and retry (or report the error)
                 else:
                     self.pos = end
-            yield obj
+                yield obj
             pos = ws(self.buf, self.pos).end()
             if pos >= len(self.buf):
                 self.pos = pos
@@ -331,9 +418,15 @@ class TraceRead:
     """
 
     def __init__(
-        self, path: str, chunk: int | None = None, skip_python: bool = False, lean: t.Container[str] | None = None
+        self,
+        path: str,
+        chunk: int | None = None,
+        skip_python: bool = False,
+        lean: t.Container[str] | None = None,
+        fast: bool = False,
     ) -> None:
         self.path = path
+        self.fast = fast
         self.chunk = chunk
         self.skip_python = skip_python
         self.lean = lean
@@ -361,7 +454,7 @@ class TraceRead:
             if first == "[":  # Chrome's "JSON array format": a bare list of events
                 stream.pos += 1
                 self.has_events = True
-                yield from stream.array_items(self.skip_python, self.lean)
+                yield from stream.array_items(self.skip_python, self.lean, self.fast)
                 self.bytes = stream.consumed + stream.pos
                 self._meta = meta
                 return
@@ -379,7 +472,7 @@ class TraceRead:
                     if key == "traceEvents" and stream.peek() == "[":
                         stream.pos += 1
                         self.has_events = True
-                        yield from stream.array_items(self.skip_python, self.lean)
+                        yield from stream.array_items(self.skip_python, self.lean, self.fast)
                     else:
                         meta[key] = stream.value()
                     sep = stream.peek()
@@ -398,12 +491,17 @@ class TraceRead:
 
 
 def read_trace(
-    path: str, chunk: int | None = None, skip_python: bool = False, lean: t.Container[str] | None = None
+    path: str,
+    chunk: int | None = None,
+    skip_python: bool = False,
+    lean: t.Container[str] | None = None,
+    fast: bool = False,
 ) -> TraceRead:
     """The trace at ``path`` as a ``TraceRead``: iterate it for the events, then take ``.meta``.
 
     ``chunk``: characters decoded per read (default 1 MiB). ``skip_python``: runs of
     python_function events come as ``PythonRun`` items; with ``lean`` too, events of those categories
-    come without ``args`` and flow events as ``ELIDED`` (see ``JsonScanner.lean_event``).
+    come without ``args`` and flow events as ``ELIDED`` (see ``JsonScanner.lean_event``); with ``fast`` too,
+    the other events come as msgspec ``Event`` structs where msgspec is installed (see ``fast_backend``).
     """
-    return TraceRead(path, chunk, skip_python, lean)
+    return TraceRead(path, chunk, skip_python, lean, fast)

@@ -23,9 +23,11 @@ from ansible_collections.vllm_infra.profiling.plugins.module_utils._trace.classi
     kernel_category,
 )
 from ansible_collections.vllm_infra.profiling.plugins.module_utils._trace.reader import (
+    ABSENT,
     Elided,
     PythonRun,
     TraceError,
+    fast_backend,
     read_trace,
 )
 from ansible_collections.vllm_infra.profiling.plugins.module_utils._trace.stats import is_sorted, merged_intervals
@@ -99,35 +101,54 @@ def summarize_trace(
     attn_match = ATTENTION_OP_RE.match
 
     py_runs = 0
-    trace = read_trace(path, skip_python=skip_python, lean=LEAN_CATS)
+    # msgspec's Event structs (optional backend): the same fields as the dict's, read as attributes; an absent
+    # key of an event is None, of its args ABSENT (see reader.fast_backend).
+    backend = fast_backend() if skip_python else None
+    event_type = backend[1] if backend else None
+    trace = read_trace(path, skip_python=skip_python, lean=LEAN_CATS, fast=skip_python)
     for ev in trace:
         count += 1
-        if isinstance(ev, Elided):
-            continue
-        if isinstance(ev, PythonRun):
-            count += ev.events - 1
-            py_runs += 1
-            for name, _ts, dur in ev.modules:
-                row = modules.get(name)
-                if row is None:
-                    modules[name] = [1, dur]
-                else:
-                    row[0] += 1
-                    row[1] += dur
-            continue
-        if not isinstance(ev, dict):
-            raise TraceError(f"{path}: traceEvents item {count} is not an object")
-        ph = ev.get("ph")
-        if ph != "X":
-            if ph == "M" and ev.get("name") == "process_name":
-                pname = (ev.get("args") or {}).get("name")
-                if isinstance(pname, str) and pname not in process_names:
-                    process_names.append(pname)
-            continue
-        ts = ev.get("ts")
-        dur = ev.get("dur") or 0.0
-        if ts is None:
-            continue
+        if type(ev) is event_type:
+            ph = ev.ph
+            if ph != "X":
+                if ph == "M" and ev.name == "process_name" and ev.args is not None:
+                    pname = ev.args.name
+                    if isinstance(pname, str) and pname not in process_names:
+                        process_names.append(pname)
+                continue
+            ts = ev.ts
+            dur = ev.dur or 0.0
+            if ts is None:
+                continue
+            get = None
+        else:
+            if isinstance(ev, Elided):
+                continue
+            if isinstance(ev, PythonRun):
+                count += ev.events - 1
+                py_runs += 1
+                for name, _ts, dur in ev.modules:
+                    row = modules.get(name)
+                    if row is None:
+                        modules[name] = [1, dur]
+                    else:
+                        row[0] += 1
+                        row[1] += dur
+                continue
+            if not isinstance(ev, dict):
+                raise TraceError(f"{path}: traceEvents item {count} is not an object")
+            get = ev.get
+            ph = get("ph")
+            if ph != "X":
+                if ph == "M" and get("name") == "process_name":
+                    pname = (get("args") or {}).get("name")
+                    if isinstance(pname, str) and pname not in process_names:
+                        process_names.append(pname)
+                continue
+            ts = get("ts")
+            dur = get("dur") or 0.0
+            if ts is None:
+                continue
         if not isinstance(ts, float):
             try:
                 ts = float(ts)
@@ -137,8 +158,12 @@ def summarize_trace(
         end = ts + dur
         lo = min(lo, ts)
         hi = max(hi, end)
-        cat = ev.get("cat")
-        name = ev.get("name")
+        if get is None:
+            cat = ev.cat
+            name = ev.name
+        else:
+            cat = get("cat")
+            name = get("name")
         if cat == "python_function":
             if name[:11] == "nn.Module: ":
                 row = modules.get(name)
@@ -154,7 +179,7 @@ def summarize_trace(
                 nid = names[name] = len(name_list)
                 name_list.append(name)
                 name_cat.append(cat)
-            key = (ev.get("pid"), ev.get("tid"))
+            key = (ev.pid, ev.tid) if get is None else (get("pid"), get("tid"))
             th = threads.get(key)
             if th is None:
                 th = threads[key] = _Thread()
@@ -172,18 +197,30 @@ def summarize_trace(
             elif name in GRAPH_LAUNCH_NAMES:
                 graph_launches += 1
                 graph_launch_ts.append(ts)
-                corr = (ev.get("args") or {}).get("correlation")
+                if get is not None:
+                    corr = (get("args") or {}).get("correlation")
+                else:
+                    corr = ev.args.correlation if ev.args is not None else None
+                    corr = None if corr is ABSENT else corr
                 if corr is not None:
                     graph_corr.add(corr)
         elif cat in GPU_CATS:
-            args = ev.get("args") or {}
-            key = (args.get("device", ev.get("pid")), args.get("stream", ev.get("tid")))
+            if get is not None:
+                args = get("args") or {}
+                key = (args.get("device", get("pid")), args.get("stream", get("tid")))
+                corr = args.get("correlation")
+            else:
+                args = ev.args
+                if args is None:
+                    key, corr = (ev.pid, ev.tid), None
+                else:
+                    device, stream, corr = args.device, args.stream, args.correlation
+                    key = (ev.pid if device is ABSENT else device, ev.tid if stream is ABSENT else stream)
             st = gpu_streams.get(key)
             if st is None:
                 st = gpu_streams[key] = _GpuQueue()
             st.ts.append(ts)
             st.dur.append(dur)
-            corr = args.get("correlation")
             st.corr.append(corr if isinstance(corr, int) and not isinstance(corr, bool) else -1)
             row = kernels.get(name)
             if row is None:
