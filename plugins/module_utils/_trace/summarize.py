@@ -93,6 +93,7 @@ def summarize_trace(
     # CPU collective ops (vLLM's CPU backend: _C::shm_allreduce, ...): name -> [(ts, dur)]
     comm_ops: dict[str, list[tuple[float, float]]] = {}
     not_comm: set[str] = set()
+    op_kind: dict[str, int] = {}
     process_names: list[str] = []
     lo = float("inf")
     hi = float("-inf")
@@ -156,8 +157,10 @@ def summarize_trace(
             except (TypeError, ValueError):
                 raise TraceError(f"{path}: event {count} has a non-numeric ts/dur") from None
         end = ts + dur
-        lo = min(lo, ts)
-        hi = max(hi, end)
+        if ts < lo:  # (as min/max, without their calls)
+            lo = ts
+        if end > hi:
+            hi = end
         if get is None:
             cat = ev.cat
             name = ev.name
@@ -187,9 +190,15 @@ def summarize_trace(
             th.dur.append(dur)
             th.nid.append(nid)
             if cat == "cpu_op":
-                if attn_match(name):
+                # an attention op, a collective or neither: decided once per name
+                kind = op_kind.get(name)
+                if kind is None:
+                    kind = op_kind[name] = (
+                        1 if attn_match(name) else 2 if _is_comm_op(name, comm_ops, not_comm) else 0
+                    )
+                if kind == 1:
                     attn_ts.append(ts)
-                elif name in comm_ops or (name not in not_comm and _is_comm_op(name, comm_ops, not_comm)):
+                elif kind == 2:
                     comm_ops[name].append((ts, dur))
             elif cat == "user_annotation":
                 if step_match(name):
@@ -320,9 +329,13 @@ def _thread_self_times(th: _Thread, count: list[int], total: list[float], self_t
     if is_sorted(ts):
         order: t.Iterable[int] = range(size)
     else:
-        order = sorted(range(size), key=lambda i: (ts[i], -dur[i]))
-    # frame: [end, index, sum of direct children's durations, number of children, first child]
-    stack: list[list[t.Any]] = []
+        # by start, the longer first at the same start: two stable sorts (by duration, longest first, then by
+        # start) give the order of sorting by (ts, -dur), without a key tuple per event
+        order = sorted(range(size), key=dur.__getitem__, reverse=True)
+        order.sort(key=ts.__getitem__)
+    # frame: [end, index, sum of direct children's durations, number of children, first child]; the stack of open
+    # frames has a sentinel at the bottom whose end (NaN) compares false with any start: never closed in the loop
+    frames: list[list[t.Any]] = [[float("nan"), -1, 0.0, 0, -1]]
 
     def close(frame: list[t.Any]) -> None:
         _end, j, child_sum, n_children, first = frame
@@ -334,22 +347,25 @@ def _thread_self_times(th: _Thread, count: list[int], total: list[float], self_t
             count[k] -= 1
             total[k] -= dur[first]
 
+    top = frames[-1]
     for i in order:
         start = ts[i]
-        while stack and stack[-1][0] <= start:
-            close(stack.pop())
-        if stack:
-            parent = stack[-1]
-            parent[2] += dur[i]
-            parent[3] += 1
-            if parent[3] == 1:
-                parent[4] = i
-        stack.append([start + dur[i], i, 0.0, 0, -1])
+        while top[0] <= start:
+            close(frames.pop())
+            top = frames[-1]
+        d = dur[i]
+        if top[1] >= 0:
+            top[2] += d
+            top[3] += 1
+            if top[3] == 1:
+                top[4] = i
+        top = [start + d, i, 0.0, 0, -1]
+        frames.append(top)
         k = nid[i]
         count[k] += 1
-        total[k] += dur[i]
-    while stack:
-        close(stack.pop())
+        total[k] += d
+    while len(frames) > 1:
+        close(frames.pop())
 
 
 def _steps(
