@@ -28,6 +28,7 @@ _WS = re.compile(r"[ \t\n\r]*")
 _SCAN = json.JSONDecoder().scan_once
 _PY_HEAD = re.compile(r'\{\s*"ph":\s*"X",\s*"cat":\s*"python_function"')
 _NOT_PY_CAT = re.compile(r'"cat":\s*"(?!python_function")')
+_PY_NEAR = 1 << 14
 # From the module name's opening quote on: found with str.find (a memchr-speed search for a rare
 # string) and then matched, instead of a regex search that stops at every "name" key of the run.
 _PY_MODULE = re.compile(
@@ -280,17 +281,21 @@ class JsonScanner:
         buf = self.buf
         if not _PY_HEAD.match(buf, pos):
             return 0, 0
-        # Two counts (C string search) say whether every event from here on (a "ph" key each) is a python_function
-        # event, the common case (a run that fills the buffer): then the run's events are counted without a
-        # third pass over it. Only otherwise is the first event of another category searched for.
-        events = buf.count('"ph"', pos)
-        if events == buf.count('"cat": "python_function"', pos):
-            last = buf.rfind('"ph"', pos)
-            end = buf.rfind("{", pos, last) if last > 0 else -1
-            if end > pos:
-                return end, events - buf.count('"ph"', end)
-            return 0, 0
-        other = _NOT_PY_CAT.search(buf, pos)
+        # A short run (a GPU trace's, between cpu_ops) ends within a few KiB: look there first.
+        other = _NOT_PY_CAT.search(buf, pos, pos + _PY_NEAR)
+        if other is None:
+            # Two counts (C string search) say whether every event from here on (a "ph" key each) is a
+            # python_function event, the common case (a run that fills the buffer): then the run's events are
+            # counted without a third pass over it. Only otherwise is the first event of another category
+            # searched for.
+            events = buf.count('"ph"', pos)
+            if events == buf.count('"cat": "python_function"', pos):
+                last = buf.rfind('"ph"', pos)
+                end = buf.rfind("{", pos, last) if last > 0 else -1
+                if end > pos:
+                    return end, events - buf.count('"ph"', end)
+                return 0, 0
+            other = _NOT_PY_CAT.search(buf, pos)
         if other is not None:
             end = buf.rfind("{", pos, other.start())
         else:
