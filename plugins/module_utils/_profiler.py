@@ -453,7 +453,7 @@ def check_complete(path, chunk_size=1 << 20):
         if os.path.getsize(path) == 0:
             return False, "empty"
         if path.endswith(".gz"):
-            import gzip  # here: the trace readers that import this module inflate with zlib (start-up time)
+            import gzip  # noqa: PLC0415 - here: the trace readers that import this module inflate with zlib (start-up time)
 
             with gzip.open(path, "rb") as fh:
                 while fh.read(chunk_size):

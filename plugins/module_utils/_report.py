@@ -59,7 +59,9 @@ def _md(text: t.Any, limit: int = 90) -> str:
 def _h(text: t.Any) -> str:
     # what html.escape(..., quote=True) does (the html package imports its entity tables: start-up time)
     s = str(text if text is not None else NA)
-    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;").replace("'", "&#x27;")
+    return (
+        s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;").replace("'", "&#x27;")
+    )
 
 
 def _top_names(summary: dict[str, t.Any], n: int = 3) -> tuple[str, list[str]]:

@@ -109,44 +109,43 @@ ABSENT = _Absent()
 # None for the event's own keys, ABSENT for the keys of its args (a kernel's device defaults to its pid).
 EVENT_FIELDS = ("ph", "cat", "name", "pid", "tid", "ts", "dur")
 ARGS_FIELDS = ("device", "stream", "correlation", "name")
-_FAST: t.Any = None  # (decoder, Event class, error class) once loaded; False without msgspec or when switched off
-_INFLATE: t.Any = None  # the zlib-compatible module that inflates gzip: isal's isal_zlib where installed, else zlib
 BACKEND_ENV = "VLLM_INFRA_TRACE_BACKEND"  # "stdlib": neither msgspec nor isal, even where installed
+# The optional backends once looked for: "json": (decoder, Event class, error class) or None; "inflate": the
+# zlib-compatible module that inflates gzip (isal's isal_zlib where installed, else zlib).
+_LOADED: dict[str, t.Any] = {}
 
 
 def inflate_module() -> t.Any:
     """``isal.isal_zlib`` where installed (the same API as zlib's, ISA-L's inflate), else ``zlib``."""
-    global _INFLATE
-    if _INFLATE is None:
-        _INFLATE = zlib
+    if "inflate" not in _LOADED:
+        _LOADED["inflate"] = zlib
         if os.environ.get(BACKEND_ENV, "") != "stdlib":
             try:
-                from isal import isal_zlib
+                from isal import isal_zlib  # noqa: PLC0415 - optional, and only to read a gzip trace
             except ImportError:
                 pass
             else:
-                _INFLATE = isal_zlib
-    return _INFLATE
+                _LOADED["inflate"] = isal_zlib
+    return _LOADED["inflate"]
 
 
 def fast_backend() -> t.Any:
     """``(decoder, Event, error)`` of the optional msgspec backend, or None (not installed, or
     ``VLLM_INFRA_TRACE_BACKEND=stdlib``). The decoder turns ``[event, ...]`` text into a list of ``Event``."""
-    global _FAST
-    if _FAST is None:
-        _FAST = False
+    if "json" not in _LOADED:
+        _LOADED["json"] = None
         if os.environ.get(BACKEND_ENV, "") != "stdlib":
             try:
-                import msgspec
+                import msgspec  # noqa: PLC0415 - optional, and only to read a trace
             except ImportError:
                 pass
             else:
                 args = msgspec.defstruct("Args", [(k, t.Any, ABSENT) for k in ARGS_FIELDS])
                 event = msgspec.defstruct(
-                    "Event", [*((k, t.Any, None) for k in EVENT_FIELDS), ("args", t.Optional[args], None)]
+                    "Event", [*((k, t.Any, None) for k in EVENT_FIELDS), ("args", args | None, None)]
                 )
-                _FAST = (msgspec.json.Decoder(t.List[event]), event, msgspec.DecodeError)
-    return _FAST or None
+                _LOADED["json"] = (msgspec.json.Decoder(list[event]), event, msgspec.DecodeError)
+    return _LOADED["json"]
 
 
 class JsonScanner:

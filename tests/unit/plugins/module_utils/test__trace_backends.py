@@ -34,14 +34,12 @@ def load(path: Path) -> dict:
 def use(monkeypatch: pytest.MonkeyPatch, backends: str) -> None:
     """``installed``: msgspec and isal (they must be there: requirements/dev.in); ``stdlib``: neither."""
     if backends == "installed":
-        monkeypatch.setattr(R, "_FAST", None)
-        monkeypatch.setattr(R, "_INFLATE", None)
+        monkeypatch.setattr(R, "_LOADED", {})
         monkeypatch.delenv(R.BACKEND_ENV, raising=False)
         assert R.fast_backend() is not None, "msgspec is not installed (requirements/dev.in installs it)"
         assert R.inflate_module() is not zlib, "isal is not installed (requirements/dev.in installs it)"
     else:
-        monkeypatch.setattr(R, "_FAST", False)
-        monkeypatch.setattr(R, "_INFLATE", zlib)
+        monkeypatch.setattr(R, "_LOADED", {"json": None, "inflate": zlib})
 
 
 def summary(path: Path, **kwargs: object) -> dict:
@@ -131,7 +129,7 @@ def _kineto(events: list[dict]) -> str:
         if "args" in ev:
             text += ',\n    "args": {\n      ' + json.dumps(ev["args"])[1:-1] + "\n    }"
         out.append(text + "\n  }")
-    return '{\n  "schemaVersion": 1,\n  "traceEvents": [\n' + ",\n".join(out) + '\n  ]\n}'
+    return '{\n  "schemaVersion": 1,\n  "traceEvents": [\n' + ",\n".join(out) + "\n  ]\n}"
 
 
 def _kernel(i: int, **args: object) -> dict:
@@ -151,9 +149,7 @@ def _kernel(i: int, **args: object) -> dict:
     ],
     ids=["nan", "lone-surrogate", "odd-types", "big-int"],
 )
-def test_what_msgspec_does_not_take_is_read_by_json(
-    tmp_path: Path, odd: dict, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_what_msgspec_does_not_take_is_read_by_json(tmp_path: Path, odd: dict, monkeypatch: pytest.MonkeyPatch) -> None:
     events = [_kernel(i) for i in range(40)]
     events[17]["args"].update(odd)
     events += [
@@ -195,16 +191,14 @@ def test_the_reader_works_without_msgspec_and_isal(monkeypatch: pytest.MonkeyPat
     # as on a controller without them: their import fails
     monkeypatch.setitem(sys.modules, "msgspec", None)
     monkeypatch.setitem(sys.modules, "isal", None)
-    monkeypatch.setattr(R, "_FAST", None)
-    monkeypatch.setattr(R, "_INFLATE", None)
+    monkeypatch.setattr(R, "_LOADED", {})
     assert R.fast_backend() is None and R.inflate_module() is zlib
     assert summary(path) == want
 
 
 def test_the_environment_switches_the_backends_off(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(R.BACKEND_ENV, "stdlib")
-    monkeypatch.setattr(R, "_FAST", None)
-    monkeypatch.setattr(R, "_INFLATE", None)
+    monkeypatch.setattr(R, "_LOADED", {})
     assert R.fast_backend() is None and R.inflate_module() is zlib
 
 
