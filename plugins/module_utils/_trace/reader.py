@@ -283,23 +283,21 @@ class JsonScanner:
         # A short run (a GPU trace's, between cpu_ops) ends within a few KiB: look there first.
         other = _NOT_PY_CAT.search(buf, pos, pos + _PY_NEAR)
         if other is None:
-            # Two counts (C string search) say whether every event from here on (a "ph" key each) is a
-            # python_function event, the common case (a run that fills the buffer): then the run's events are
-            # counted without a third pass over it. Only otherwise is the first event of another category
+            # The run up to the last event start in the buffer (that event may be incomplete): two counts (C string
+            # search) say whether each of its events (a "ph" key each) is a python_function event, the common case
+            # (a run that fills the buffer), and count them. Only otherwise is the first event of another category
             # searched for.
-            events = buf.count('"ph"', pos)
-            if events == buf.count('"cat": "python_function"', pos):
-                last = buf.rfind('"ph"', pos)
-                end = buf.rfind("{", pos, last) if last > 0 else -1
-                if end > pos:
-                    return end, events - buf.count('"ph"', end)
-                return 0, 0
-            other = _NOT_PY_CAT.search(buf, pos)
-        if other is not None:
-            end = buf.rfind("{", pos, other.start())
-        else:
             last = buf.rfind('"ph"', pos)
             end = buf.rfind("{", pos, last) if last > 0 else -1
+            if end <= pos:
+                return 0, 0
+            events = buf.count('"ph"', pos, end)
+            if events == buf.count('"cat": "python_function"', pos, end):
+                return end, events
+            other = _NOT_PY_CAT.search(buf, pos)
+            if other is None:
+                return end, events
+        end = buf.rfind("{", pos, other.start())
         return (end, buf.count('"ph"', pos, end)) if end > pos else (0, 0)
 
     def fast_events(self, buf: str, pos: int, fast: t.Any) -> list[t.Any] | None:
