@@ -39,6 +39,10 @@ from ansible_collections.vllm_infra.profiling.plugins.module_utils._trace.summar
 LEAN_CATS = frozenset(("cpu_op", "user_annotation", "gpu_user_annotation", "python_function"))
 
 
+class _NoEvent:
+    """Stands for msgspec's Event type where msgspec is not used: no event is one."""
+
+
 class _Thread:
     """CPU events of one (pid, tid), as typed columns."""
 
@@ -105,11 +109,11 @@ def summarize_trace(
     # msgspec's Event structs (optional backend): the same fields as the dict's, read as attributes; an absent
     # key of an event is None, of its args ABSENT (see reader.fast_backend).
     backend = fast_backend() if skip_python else None
-    event_type = backend[1] if backend else None
+    event_type = backend[1] if backend else _NoEvent
     trace = read_trace(path, skip_python=skip_python, lean=LEAN_CATS, fast=skip_python)
     for ev in trace:
         count += 1
-        if type(ev) is event_type:
+        if isinstance(ev, event_type):
             ph = ev.ph
             if ph != "X":
                 if ph == "M" and ev.name == "process_name" and ev.args is not None:

@@ -104,7 +104,7 @@ def test_msgspec_events_are_what_json_decodes(path: Path, monkeypatch: pytest.Mo
             assert {e["cat"] for e in whole[i : i + item.events]} == {"python_function"}
             i += item.events
             continue
-        if type(item) is event_type:
+        if isinstance(item, event_type):
             structs += 1
             got = (*(getattr(item, k) for k in R.EVENT_FIELDS), item.args)
             if got[-1] is not None:
