@@ -46,10 +46,10 @@ _PY_MODULE = re.compile(
 _INT = r"(-?(?:0|[1-9]\d*))"
 _NUM = r"(-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][-+]?\d+)?)"
 _STR = r'"([^"\\\x00-\x1f]*)"'
-_LEAN_HEAD = re.compile(
+_LEAN_HEAD = (
     r'\{\n    "ph": "(?:X", "cat": ' + _STR + r', "name": ' + _STR + r', "pid": ' + _INT + r', "tid": ' + _INT + ","
     r'\n    "ts": ' + _NUM + r', "dur": ' + _NUM + r'[,\n]|[sf]", )'
-)
+)  # compiled on first use (start-up time: with msgspec it is seldom needed)
 
 
 def _py_modules(buf: str, pos: int, end: int) -> list[tuple[str, float, float]]:
@@ -337,7 +337,8 @@ class JsonScanner:
         is not an integer, or any other layout is decoded whole). Decoding the ``args`` of a cpu_op (input
         shapes and types, lists of lists) costs more than the rest of the event.
         """
-        m = _LEAN_HEAD.match(buf, pos)
+        head = _LOADED.get("lean_head") or _LOADED.setdefault("lean_head", re.compile(_LEAN_HEAD))
+        m = head.match(buf, pos)
         if m is None:
             return None
         cat = m.group(1)
