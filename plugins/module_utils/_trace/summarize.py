@@ -336,39 +336,50 @@ def _thread_self_times(th: _Thread, count: list[int], total: list[float], self_t
         # start) give the order of sorting by (ts, -dur), without a key tuple per event
         order = sorted(range(size), key=dur.__getitem__, reverse=True)
         order.sort(key=ts.__getitem__)
-    # frame: [end, index, sum of direct children's durations, number of children, first child]; the stack of open
-    # frames has a sentinel at the bottom whose end (NaN) compares false with any start: never closed in the loop
-    frames: list[list[t.Any]] = [[float("nan"), -1, 0.0, 0, -1]]
-
-    def close(frame: list[t.Any]) -> None:
-        _end, j, child_sum, n_children, first = frame
-        k = nid[j]
-        self_t[k] += max(dur[j] - child_sum, 0.0)
-        # torch's key_averages() folds an op whose only child has the same name (e.g. aten::div_
-        # calling aten::div_) into one call: the self time is unchanged, the inner call is not counted.
-        if n_children == 1 and nid[first] == k:
-            count[k] -= 1
-            total[k] -= dur[first]
-
-    top = frames[-1]
+    # The open events as two stacks, their ends and their indices, with a sentinel at the bottom whose end (NaN)
+    # compares false with any start (never closed in the loop); per event, the sum of its direct children's
+    # durations, their number and the first of them. An event is closed (its self time added) when one starts at or
+    # after its end: the same additions in the same order as a frame object per event, without the objects.
+    child = [0.0] * size
+    kids = [0] * size
+    first = [0] * size
+    ends = [float("nan")]
+    opened = [-1]
+    top = -1
     for i in order:
         start = ts[i]
-        while top[0] <= start:
-            close(frames.pop())
-            top = frames[-1]
+        while ends[-1] <= start:
+            ends.pop()
+            j = opened.pop()
+            top = opened[-1]
+            k = nid[j]
+            own = dur[j] - child[j]
+            self_t[k] += 0.0 if own < 0.0 else own  # max(own, 0.0)
+            # torch's key_averages() folds an op whose only child has the same name (e.g. aten::div_
+            # calling aten::div_) into one call: the self time is unchanged, the inner call is not counted.
+            if kids[j] == 1 and nid[first[j]] == k:
+                count[k] -= 1
+                total[k] -= dur[first[j]]
         d = dur[i]
-        if top[1] >= 0:
-            top[2] += d
-            top[3] += 1
-            if top[3] == 1:
-                top[4] = i
-        top = [start + d, i, 0.0, 0, -1]
-        frames.append(top)
+        if top >= 0:
+            child[top] += d
+            if not kids[top]:
+                first[top] = i
+            kids[top] += 1
+        ends.append(start + d)
+        opened.append(i)
+        top = i
         k = nid[i]
         count[k] += 1
         total[k] += d
-    while len(frames) > 1:
-        close(frames.pop())
+    while len(opened) > 1:
+        j = opened.pop()
+        k = nid[j]
+        own = dur[j] - child[j]
+        self_t[k] += 0.0 if own < 0.0 else own
+        if kids[j] == 1 and nid[first[j]] == k:
+            count[k] -= 1
+            total[k] -= dur[first[j]]
 
 
 def _steps(
