@@ -24,8 +24,12 @@ Inputs (default: all of them):
               says world size 2); its events are rank 0's - a stand-in for a real second 80+ MB rank
               trace, which this CPU-only machine cannot make (the real 2-rank fixtures are ~1 MB).
 
+Our reader uses the optional msgspec (JSON) and isal (gzip inflate) packages where installed (requirements/dev.in
+installs both); ``--backend stdlib`` runs ours with the standard library only (VLLM_INFRA_TRACE_BACKEND=stdlib).
+Our child prints which it used.
+
   .venv/bin/python benchmarks/trace_summary/bench.py [--repeats 3] [--only big-stack] [--json out.json]
-         [--trace NAME=PATH ...]
+         [--trace NAME=PATH ...] [--backend installed|stdlib]
 """
 
 from __future__ import annotations
@@ -52,7 +56,9 @@ from ansible_collections.vllm_infra.profiling.plugins.module_utils import _repor
 result = analyze(sys.argv[1])
 _report.render_json(result); _report.render_markdown(result); _report.render_html(result)
 s = result["summary"]
-print("steps", (s["steps"] or {}).get("steps"), "kernels", len(s["top_kernels"]), "ops", len(s["top_ops"]))
+from ansible_collections.vllm_infra.profiling.plugins.module_utils._trace import reader
+print("steps", (s["steps"] or {}).get("steps"), "kernels", len(s["top_kernels"]), "ops", len(s["top_ops"]),
+      "json", "msgspec" if reader.fast_backend() else "stdlib", "inflate", reader.inflate_module().__name__)
 """
 
 OURS_RANKS = (
@@ -84,6 +90,7 @@ def cache_dir() -> Path:
 
 
 BIG_JSON_BYTES = 80e6
+BACKEND = "installed"  # --backend
 
 
 def big_stack_trace() -> Path:
@@ -174,6 +181,8 @@ def run_child(code: str, target: str) -> tuple[float, float, str]:
     """(seconds, peak RSS in MiB, stdout) of one fresh Python process."""
     env = dict(os.environ, PYTHONPATH=str(REPO / ".build" / "collections"))
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # warm bytecode for both tools (see the module's doc)
+    if BACKEND == "stdlib":
+        env["VLLM_INFRA_TRACE_BACKEND"] = "stdlib"
     started = time.perf_counter()
     proc = subprocess.Popen(
         [sys.executable, "-c", code, target], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
@@ -221,7 +230,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", action="append", choices=["big-stack", "gpu-stack", "gpu-eager", "two-rank"])
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--trace", action="append", default=[], metavar="NAME=PATH", help="another trace to bench")
+    parser.add_argument("--backend", choices=["installed", "stdlib"], default="installed")
     args = parser.parse_args(argv)
+    global BACKEND  # noqa: PLW0603 - one setting for every child of this run
+    BACKEND = args.backend
     inputs = {
         "big-stack": big_stack_trace,
         "gpu-stack": lambda: FIXTURES / "gpu" / "gpu_stack.pt.trace.json.gz",
@@ -262,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
             continue
         print(f"{res['input']}: ours: {res['ours_note']} | hta: {res['hta_note']}")
     if args.json:
+        for res in results:
+            res["backend"] = args.backend
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0
 

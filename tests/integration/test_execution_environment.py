@@ -119,8 +119,9 @@ def test_galaxy_stage_installs_the_collection_and_introspection_finds_its_requir
     deps = yaml.safe_load(out.split("\n", 1)[1])
     python = [line.split("#")[0].strip() for line in deps["python"]]
     system = [line.split("#")[0].strip() for line in deps["system"]]
-    # PyYAML is listed too, but ansible-builder drops it: ansible-core already brings it.
-    assert python == ["requests>=2.25"]
+    # PyYAML is listed too, but ansible-builder drops it: ansible-core already brings it. msgspec and isal:
+    # trace_summary's optional fast JSON decoding and gzip inflate.
+    assert python == ["requests>=2.25", "msgspec>=0.18", "isal>=1.0"]
     assert "openssh-clients [platform:rpm]" in system
     assert "openssh-client [platform:dpkg]" in system
 

@@ -2,7 +2,8 @@
 # Copyright (c) vllm_infra.profiling contributors
 """PRIVATE to the collection: read PyTorch-profiler (Kineto) traces and nsys stats, and summarise them.
 
-Pure Python, standard library only (runs on the Ansible controller). One module per job:
+Pure Python, standard library only (runs on the Ansible controller); the reader uses msgspec and isal where they
+are installed (optional: the same results, faster). One module per job:
 
   ``reader``     streaming JSON reader: ``read_trace(path)`` -> events, then ``.meta``
   ``classify``   names in a trace: vLLM step annotations, kernel categories, short kernel names

@@ -27,47 +27,46 @@ OP_CATS = frozenset(("cpu_op", "cuda_runtime", "cuda_driver"))
 GPU_CATS = frozenset(("kernel", "gpu_memcpy", "gpu_memset"))
 
 KERNEL_CATEGORIES = ("GEMM", "attention", "norm", "elementwise", "memcpy/memset", "communication", "other")
-_CATEGORY_RES = (
+# The patterns, matched case-insensitively (IGNORECASE): compiled as such only for a non-ASCII name.
+_CATEGORY_PATTERNS = (
     (
         "communication",
-        re.compile(
-            r"nccl|all_?reduce|all_?gather|reduce_?scatter|all_?to_?all|cross_device_reduce|sendrecv|custom_ar"
-            r"|one_?shot|two_?shot|multimem|symm_mem",
-            re.I,
-        ),
+        r"nccl|all_?reduce|all_?gather|reduce_?scatter|all_?to_?all|cross_device_reduce|sendrecv|custom_ar"
+        r"|one_?shot|two_?shot|multimem|symm_mem",
     ),
-    ("memcpy/memset", re.compile(r"^(?:memcpy|memset|dma)", re.I)),
+    ("memcpy/memset", r"^(?:memcpy|memset|dma)"),
     (
         "attention",
-        re.compile(
-            r"flash|fmha|attention|attn|paged|_mha|mha_|xformers|flashinfer|reshape_and_cache|kv_cache"
-            r"|batch_prefill|batch_decode|cutlass_?mla|sdpa",
-            re.I,
-        ),
+        r"flash|fmha|attention|attn|paged|_mha|mha_|xformers|flashinfer|reshape_and_cache|kv_cache"
+        r"|batch_prefill|batch_decode|cutlass_?mla|sdpa",
     ),
-    ("norm", re.compile(r"norm|rms", re.I)),
+    ("norm", r"norm|rms"),
     (
         "GEMM",
-        re.compile(
-            r"gemm|gemv|cutlass|cublas|nvjet|xmma|matmul|[sh](?:16816|1688|884)|hmma|imma|wgmma|splitk|triton_mm"
-            r"|bmm|marlin|machete|scaled_mm|_mm_",
-            re.I,
-        ),
+        r"gemm|gemv|cutlass|cublas|nvjet|xmma|matmul|[sh](?:16816|1688|884)|hmma|imma|wgmma|splitk|triton_mm"
+        r"|bmm|marlin|machete|scaled_mm|_mm_",
     ),
     (
         "elementwise",
-        re.compile(
-            r"elementwise|vectorized|unrolled|pointwise|triton_poi|act_and_mul|silu|gelu|relu|rotary|rope"
-            r"|copy|fill|catarray|index|gather|scatter|where|masked_|cast|convert|arange",
-            re.I,
-        ),
+        r"elementwise|vectorized|unrolled|pointwise|triton_poi|act_and_mul|silu|gelu|relu|rotary|rope"
+        r"|copy|fill|catarray|index|gather|scatter|where|masked_|cast|convert|arange",
     ),
 )
 
 
 # The same patterns without IGNORECASE, for a lower-cased ASCII name: several times faster on the long C++
 # signatures of GPU kernels (a case-insensitive alternation is tried character by character).
-_CATEGORY_RES_LOWER = tuple((category, re.compile(regex.pattern)) for category, regex in _CATEGORY_RES)
+_CATEGORY_RES_LOWER = tuple((category, re.compile(pattern)) for category, pattern in _CATEGORY_PATTERNS)
+_CATEGORY_RES_ANYCASE: list[tuple[str, re.Pattern[str]]] = []
+
+
+def category_res_anycase() -> list[tuple[str, re.Pattern[str]]]:
+    """The IGNORECASE patterns, compiled on first use (start-up time: kernel names are ASCII)."""
+    if not _CATEGORY_RES_ANYCASE:
+        _CATEGORY_RES_ANYCASE.extend((category, re.compile(p, re.IGNORECASE)) for category, p in _CATEGORY_PATTERNS)
+    return _CATEGORY_RES_ANYCASE
+
+
 _CATEGORY_CACHE: dict[str, str] = {}
 
 
@@ -83,7 +82,7 @@ def kernel_category(name: str, cat: str = "kernel") -> str:
 
 def _categorize(name: str) -> str:
     # Lower-casing is what IGNORECASE does for ASCII; a non-ASCII name keeps the case-insensitive patterns.
-    regexes, text = (_CATEGORY_RES_LOWER, name.lower()) if name.isascii() else (_CATEGORY_RES, name)
+    regexes, text = (_CATEGORY_RES_LOWER, name.lower()) if name.isascii() else (category_res_anycase(), name)
     for category, regex in regexes:
         if regex.search(text):
             return category

@@ -5,12 +5,19 @@
 The gzip (or plain) file is decoded in 1 MiB chunks and the ``traceEvents`` array is parsed one
 event at a time with the C JSON scanner, so memory does not grow with the size of the JSON.
 Runs of python_function events (the bulk of a with-stack trace) can be read in bulk.
+
+Optional backends, each used only where it is installed: ``msgspec`` decodes the events between
+python_function runs a buffer at a time with a typed decoder that builds only the fields a summary reads
+(``Event``), and ``isal`` (ISA-L) inflates gzip about twice as fast as zlib. The standard library path stays,
+gives the same summaries (the unit tests compare them on every fixture), and is what runs without them or
+with ``VLLM_INFRA_TRACE_BACKEND=stdlib``.
 """
 
 from __future__ import annotations
 
 import codecs
 import json
+import os
 import re
 import typing as t
 import zlib
@@ -21,6 +28,7 @@ _WS = re.compile(r"[ \t\n\r]*")
 _SCAN = json.JSONDecoder().scan_once
 _PY_HEAD = re.compile(r'\{\s*"ph":\s*"X",\s*"cat":\s*"python_function"')
 _NOT_PY_CAT = re.compile(r'"cat":\s*"(?!python_function")')
+_PY_NEAR = 1 << 14
 # From the module name's opening quote on: found with str.find (a memchr-speed search for a rare
 # string) and then matched, instead of a regex search that stops at every "name" key of the run.
 _PY_MODULE = re.compile(
@@ -38,10 +46,10 @@ _PY_MODULE = re.compile(
 _INT = r"(-?(?:0|[1-9]\d*))"
 _NUM = r"(-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][-+]?\d+)?)"
 _STR = r'"([^"\\\x00-\x1f]*)"'
-_LEAN_HEAD = re.compile(
+_LEAN_HEAD = (
     r'\{\n    "ph": "(?:X", "cat": ' + _STR + r', "name": ' + _STR + r', "pid": ' + _INT + r', "tid": ' + _INT + ","
     r'\n    "ts": ' + _NUM + r', "dur": ' + _NUM + r'[,\n]|[sf]", )'
-)
+)  # compiled on first use (start-up time: with msgspec it is seldom needed)
 
 
 def _py_modules(buf: str, pos: int, end: int) -> list[tuple[str, float, float]]:
@@ -86,6 +94,60 @@ class TraceError(Exception):
     """A trace or CSV that cannot be read; the message names the file."""
 
 
+class _Absent:
+    """The default of an ``Args`` field that the event's args do not have (json's dict would lack the key)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "ABSENT"
+
+
+ABSENT = _Absent()
+# The fields of an event that a summary reads, for the optional msgspec decoder: it skips the others (a
+# cpu_op's input shapes, a kernel's grid) without building them. Absent fields read as json's dict.get does:
+# None for the event's own keys, ABSENT for the keys of its args (a kernel's device defaults to its pid).
+EVENT_FIELDS = ("ph", "cat", "name", "pid", "tid", "ts", "dur")
+ARGS_FIELDS = ("device", "stream", "correlation", "name")
+BACKEND_ENV = "VLLM_INFRA_TRACE_BACKEND"  # "stdlib": neither msgspec nor isal, even where installed
+# The optional backends once looked for: "json": (decoder, Event class, error class) or None; "inflate": the
+# zlib-compatible module that inflates gzip (isal's isal_zlib where installed, else zlib).
+_LOADED: dict[str, t.Any] = {}
+
+
+def inflate_module() -> t.Any:
+    """``isal.isal_zlib`` where installed (the same API as zlib's, ISA-L's inflate), else ``zlib``."""
+    if "inflate" not in _LOADED:
+        _LOADED["inflate"] = zlib
+        if os.environ.get(BACKEND_ENV, "") != "stdlib":
+            try:
+                from isal import isal_zlib  # noqa: PLC0415 - optional, and only to read a gzip trace
+            except ImportError:
+                pass
+            else:
+                _LOADED["inflate"] = isal_zlib
+    return _LOADED["inflate"]
+
+
+def fast_backend() -> t.Any:
+    """``(decoder, Event, error)`` of the optional msgspec backend, or None (not installed, or
+    ``VLLM_INFRA_TRACE_BACKEND=stdlib``). The decoder turns ``[event, ...]`` text into a list of ``Event``."""
+    if "json" not in _LOADED:
+        _LOADED["json"] = None
+        if os.environ.get(BACKEND_ENV, "") != "stdlib":
+            try:
+                import msgspec  # noqa: PLC0415 - optional, and only to read a trace
+            except ImportError:
+                pass
+            else:
+                args = msgspec.defstruct("Args", [(k, t.Any, ABSENT) for k in ARGS_FIELDS])
+                event = msgspec.defstruct(
+                    "Event", [*((k, t.Any, None) for k in EVENT_FIELDS), ("args", args | None, None)]
+                )
+                _LOADED["json"] = (msgspec.json.Decoder(list[event]), event, msgspec.DecodeError)
+    return _LOADED["json"]
+
+
 class JsonScanner:
     """Incremental scanner of one top-level JSON value whose ``traceEvents`` array may be huge."""
 
@@ -105,10 +167,13 @@ class JsonScanner:
         # layers (a CRC pass of its own, buffered readers, TextIOWrapper) cost about a third of
         # the time of a bulk python_function run; zlib checks the gzip trailer's CRC itself.
         self._zip: t.Any = None
+        self._inflate = zlib
         self._pending = self._raw.read(2)
         if self._pending == b"\x1f\x8b":
-            self._zip = zlib.decompressobj(31)
+            self._inflate = inflate_module()
+            self._zip = self._inflate.decompressobj(31)
         self._text = codecs.getincrementaldecoder("utf-8")()
+        self._fast_from = 0  # where the msgspec decoder may be tried again after text it did not take
 
     def close(self) -> None:
         self._raw.close()
@@ -128,10 +193,10 @@ class JsonScanner:
                     data = z.unused_data + data
                     if not data:
                         return b""
-                    z = self._zip = zlib.decompressobj(31)
+                    z = self._zip = self._inflate.decompressobj(31)
             try:
                 out = z.decompress(data, size)
-            except zlib.error as exc:
+            except self._inflate.error as exc:
                 raise TraceError(f"{self.path}: corrupt gzip data ({exc})") from None
             if out:
                 return out
@@ -202,8 +267,8 @@ class JsonScanner:
                 self.fail(err)
             grow = min(grow * 2, 64 * max(self.chunk, CHUNK))
 
-    def python_region(self, pos: int) -> int:
-        """End of the run of python_function events that starts at ``pos`` (0: none to skip).
+    def python_region(self, pos: int) -> tuple[int, int]:
+        """End of the run of python_function events that starts at ``pos`` (0: none to skip), and its events.
 
         Stack capture writes hundreds of thousands of python_function events in one run. Their
         ``args`` are not needed, only ``nn.Module`` names and times: the run is counted and
@@ -214,19 +279,55 @@ class JsonScanner:
         """
         buf = self.buf
         if not _PY_HEAD.match(buf, pos):
-            return 0
-        # Two counts (C string search) say whether every "cat" key from here on is python_function's, which is
-        # the common case (a run that fills the buffer); only otherwise is the first other one searched for.
-        if buf.count('"cat":', pos) == buf.count('"cat": "python_function"', pos):
-            other = None
-        else:
-            other = _NOT_PY_CAT.search(buf, pos)
-        if other is not None:
-            end = buf.rfind("{", pos, other.start())
-        else:
+            return 0, 0
+        # A short run (a GPU trace's, between cpu_ops) ends within a few KiB: look there first.
+        other = _NOT_PY_CAT.search(buf, pos, pos + _PY_NEAR)
+        if other is None:
+            # The run up to the last event start in the buffer (that event may be incomplete): two counts (C string
+            # search) say whether each of its events (a "ph" key each) is a python_function event, the common case
+            # (a run that fills the buffer), and count them. Only otherwise is the first event of another category
+            # searched for.
             last = buf.rfind('"ph"', pos)
             end = buf.rfind("{", pos, last) if last > 0 else -1
-        return end if end > pos else 0
+            if end <= pos:
+                return 0, 0
+            events = buf.count('"ph"', pos, end)
+            if events == buf.count('"cat": "python_function"', pos, end):
+                return end, events
+            other = _NOT_PY_CAT.search(buf, pos)
+            if other is None:
+                return end, events
+        end = buf.rfind("{", pos, other.start())
+        return (end, buf.count('"ph"', pos, end)) if end > pos else (0, 0)
+
+    def fast_events(self, buf: str, pos: int, fast: t.Any) -> list[t.Any] | None:
+        """The events from ``pos`` to the last whole event before the next python_function one, decoded by
+        msgspec as ``Event`` structs; None (read them one by one) where there is no such stretch or msgspec
+        does not take it (another layout, NaN, a lone surrogate, an args that is not an object, ...).
+
+        In Kineto's layout an event at the array's level ends with a line that is two spaces and "}" (a raw
+        newline cannot occur in a JSON string, nested objects are indented further). If a "\n  }" closes
+        something else, the text is not a list of whole values and the decoder rejects it: it never takes a
+        part of an event. python_function events are left to ``python_region``, as without msgspec.
+        """
+        if self.consumed + pos < self._fast_from:
+            return None
+        limit = buf.find('"cat": "python_function"', pos)
+        close = buf.rfind("\n  }", pos, len(buf) if limit < 0 else limit)
+        if close < 0:
+            return None
+        end = close + 4
+        nxt = _WS.match(buf, end).end()
+        if nxt >= len(buf) or buf[nxt] not in ",]":
+            return None
+        decoder, _event, error = fast
+        try:
+            events = decoder.decode("[" + buf[pos:end] + "]")
+        except error:
+            self._fast_from = self.consumed + end  # read this stretch with json, event by event
+            return None
+        self.pos = end
+        return events
 
     def lean_event(self, buf: str, pos: int, lean: t.Container[str]) -> t.Any:
         """The event at ``pos`` without its ``args`` (``ELIDED`` for a flow event), or None to decode it whole.
@@ -236,7 +337,8 @@ class JsonScanner:
         is not an integer, or any other layout is decoded whole). Decoding the ``args`` of a cpu_op (input
         shapes and types, lists of lists) costs more than the rest of the event.
         """
-        m = _LEAN_HEAD.match(buf, pos)
+        head = _LOADED.get("lean_head") or _LOADED.setdefault("lean_head", re.compile(_LEAN_HEAD))
+        m = head.match(buf, pos)
         if m is None:
             return None
         cat = m.group(1)
@@ -262,13 +364,18 @@ class JsonScanner:
             "dur": _number(dur),
         }
 
-    def array_items(self, skip_python: bool = False, lean: t.Container[str] | None = None) -> t.Iterator[t.Any]:
+    def array_items(
+        self, skip_python: bool = False, lean: t.Container[str] | None = None, fast: bool = False
+    ) -> t.Iterator[t.Any]:
         """Yield the elements of the array whose '[' was just consumed.
 
         ``skip_python``: runs of python_function events come as one ``PythonRun`` each
         (see ``python_region``) instead of one dict per event. ``lean`` (with ``skip_python``): events of
         these categories come without their ``args``, and flow events as ``ELIDED`` (see ``lean_event``).
+        ``fast`` (with ``skip_python``): where msgspec is installed, the other events come as ``Event`` structs
+        (see ``fast_events``); any it does not take come as without it.
         """
+        backend = fast_backend() if fast and skip_python else None
         if self.peek() == "]":
             self.pos += 1
             return
@@ -283,16 +390,19 @@ class JsonScanner:
             buf, pos = self.buf, self.pos
             obj = None
             if skip_python and buf[pos] == "{":
-                end = self.python_region(pos)
+                end, events = self.python_region(pos)
                 if end:
-                    yield PythonRun(
-                        buf.count('"ph"', pos, end),
-                        _py_modules(buf, pos, end),
-                    )
+                    yield PythonRun(events, _py_modules(buf, pos, end))
                     self.pos = end
                     continue
-                if lean is not None:
+                if backend is not None:
+                    obj = self.fast_events(buf, pos, backend)
+                    if obj is not None:
+                        yield from obj  # (obj, a list, is not None: the separator follows)
+                if obj is None and lean is not None:
                     obj = self.lean_event(buf, pos, lean)
+                    if obj is not None:
+                        yield obj
             if obj is None:
                 try:
                     obj, end = scan(buf, pos)
@@ -302,7 +412,7 @@ class JsonScanner:
                     obj = self.value()  # slow path: refill and retry (or report the error)
                 else:
                     self.pos = end
-            yield obj
+                yield obj
             pos = ws(self.buf, self.pos).end()
             if pos >= len(self.buf):
                 self.pos = pos
@@ -331,9 +441,15 @@ class TraceRead:
     """
 
     def __init__(
-        self, path: str, chunk: int | None = None, skip_python: bool = False, lean: t.Container[str] | None = None
+        self,
+        path: str,
+        chunk: int | None = None,
+        skip_python: bool = False,
+        lean: t.Container[str] | None = None,
+        fast: bool = False,
     ) -> None:
         self.path = path
+        self.fast = fast
         self.chunk = chunk
         self.skip_python = skip_python
         self.lean = lean
@@ -361,7 +477,7 @@ class TraceRead:
             if first == "[":  # Chrome's "JSON array format": a bare list of events
                 stream.pos += 1
                 self.has_events = True
-                yield from stream.array_items(self.skip_python, self.lean)
+                yield from stream.array_items(self.skip_python, self.lean, self.fast)
                 self.bytes = stream.consumed + stream.pos
                 self._meta = meta
                 return
@@ -379,7 +495,7 @@ class TraceRead:
                     if key == "traceEvents" and stream.peek() == "[":
                         stream.pos += 1
                         self.has_events = True
-                        yield from stream.array_items(self.skip_python, self.lean)
+                        yield from stream.array_items(self.skip_python, self.lean, self.fast)
                     else:
                         meta[key] = stream.value()
                     sep = stream.peek()
@@ -398,12 +514,17 @@ class TraceRead:
 
 
 def read_trace(
-    path: str, chunk: int | None = None, skip_python: bool = False, lean: t.Container[str] | None = None
+    path: str,
+    chunk: int | None = None,
+    skip_python: bool = False,
+    lean: t.Container[str] | None = None,
+    fast: bool = False,
 ) -> TraceRead:
     """The trace at ``path`` as a ``TraceRead``: iterate it for the events, then take ``.meta``.
 
     ``chunk``: characters decoded per read (default 1 MiB). ``skip_python``: runs of
     python_function events come as ``PythonRun`` items; with ``lean`` too, events of those categories
-    come without ``args`` and flow events as ``ELIDED`` (see ``JsonScanner.lean_event``).
+    come without ``args`` and flow events as ``ELIDED`` (see ``JsonScanner.lean_event``); with ``fast`` too,
+    the other events come as msgspec ``Event`` structs where msgspec is installed (see ``fast_backend``).
     """
-    return TraceRead(path, chunk, skip_python, lean)
+    return TraceRead(path, chunk, skip_python, lean, fast)

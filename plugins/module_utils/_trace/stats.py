@@ -5,8 +5,10 @@
 from __future__ import annotations
 
 import heapq
+import operator
 import typing as t
 from array import array
+from itertools import islice
 
 
 def percentile(sorted_values: t.Sequence[float], q: float) -> float | None:
@@ -49,7 +51,8 @@ def duration_stats(values: t.Iterable[float]) -> dict[str, t.Any]:
 
 
 def is_sorted(values: array) -> bool:
-    return all(values[i] <= values[i + 1] for i in range(len(values) - 1))
+    # map/islice: the comparisons in C, not a generator expression's Python frame per element
+    return all(map(operator.le, values, islice(values, 1, None)))
 
 
 # --------------------------------------------------------------------------------------------
