@@ -173,6 +173,7 @@ def summarize_trace(
             cat = get("cat")
             name = get("name")
         if cat == "python_function":
+            # The same count as for a PythonRun's modules above, written out: a call per event costs here.
             if name[:11] == "nn.Module: ":
                 row = modules.get(name)
                 if row is None:
