@@ -6,9 +6,9 @@ session's traces to the controller in the same task.
 
 One task instead of a capture task plus a fetch task per file: each task costs Ansible a worker, templating
 and callbacks, and ansible.builtin.fetch runs a stat module per file before it copies. Here the module
-returns each trace's SHA-1 (it has just read the files to check them), the file is copied through the
-connection and checked against it. Under become the connection's user may not read the files (the server
-writes them as the container's uid): then each is read through ansible.builtin.slurp, as
+returns the SHA-1 of each trace and key-averages table (it has just read the traces to check them), the file
+is copied through the connection and checked against it. Under become the connection's user may not read the
+files (the server writes them as the container's uid): then each is read through ansible.builtin.slurp, as
 ansible.builtin.fetch does.
 """
 

@@ -531,7 +531,18 @@ def test_fetch_dest_copies_the_traces_in_the_same_task(
 ) -> None:
     """Through real ansible-playbook (the action plugin runs only there): the session's traces, and only
     them, land in fetch_dest, checked against the SHA-1 the module returned; under become they are read
-    through slurp (the connection's user may not read them), as ansible.builtin.fetch does."""
+    through slurp (the connection's user may not read them), as ansible.builtin.fetch does. The key-averages
+    table vLLM writes beside the traces comes the same way (with a checksum: no slurp module per table)."""
+    stop = server.routes[("POST", "/stop_profile")]
+
+    def stop_and_write_a_table(req):
+        answer = stop(req)
+        if server.written:
+            (server.write_dir / "rank0.profiler_out.txt").write_text("---- key averages ----\n")
+            server.written[-1].append("rank0.profiler_out.txt")
+        return answer
+
+    server.routes[("POST", "/stop_profile")] = stop_and_write_a_table
     playbook = tmp_path / "fetch.yml"
     playbook.write_text(FETCH_PLAYBOOK)
     dest, out = tmp_path / "controller" / "run1", tmp_path / "result.json"
@@ -542,10 +553,11 @@ def test_fetch_dest_copies_the_traces_in_the_same_task(
     assert sorted(p.name for p in dest.iterdir()) == sorted(server.written[0])  # not the earlier session's file
     assert {f["dest"] for f in result["fetched"]} == {str(dest / name) for name in server.written[0]}
     assert {f["via"] for f in result["fetched"]} == {"slurp" if become else "connection"}
-    for trace in result["traces"]:
-        copy = dest / trace["name"]
-        assert trace["checksum"] == hashlib.sha1(copy.read_bytes()).hexdigest()
-        assert copy.read_bytes() == (profiles / trace["name"]).read_bytes()
+    assert [t["name"] for t in result["tables"]] == ["rank0.profiler_out.txt"]
+    for output in result["traces"] + result["tables"]:
+        copy = dest / output["name"]
+        assert output["checksum"] == hashlib.sha1(copy.read_bytes()).hexdigest()
+        assert copy.read_bytes() == (profiles / output["name"]).read_bytes()
 
 
 def test_fetch_dest_is_not_fetched_in_check_mode(server: FaultServer, profiles: Path, tmp_path: Path) -> None:
