@@ -71,16 +71,47 @@ def two_runs(tmp_path_factory):
         vllm_profile_api_key=API_KEY,
     )
     name = variables["vllm_profile_container_name"]
+    other = podman.unique_name("role-other")
     try:
         first = ansible.run_playbook(PLAYBOOK, {**variables, "vllm_profile_run_id": "run1"}, "-vvv")
         assert first.returncode == 0, first.stdout[-8000:]
         first_id = podman.inspect(name)["Id"]
+        # Another server on this host stores other secrets in between (as the parallel test files do): its
+        # fingerprints must not make this server's look changed (they once shared one file per secret kind,
+        # and the second run recreated the container).
+        playbook = tmp / "other_secrets.yml"
+        playbook.write_text(OTHER_SECRETS_PLAYBOOK)
+        stored = ansible.run_playbook(str(playbook), {"other": other})
+        assert stored.returncode == 0, stored.stdout[-4000:]
         second = ansible.run_playbook(PLAYBOOK, {**variables, "vllm_profile_run_id": "run2"})
         assert second.returncode == 0, second.stdout[-8000:]
         inspect = podman.inspect(name)
         yield {"vars": variables, "first": first, "second": second, "first_id": first_id, "inspect": inspect}
     finally:
         cleanup(variables)
+        for suffix in ("hf-token", "api-key"):
+            podman.run("secret", "rm", f"{other}-{suffix}", check=False)
+            Path(f"/var/lib/vllm-profile/state/{other}-{suffix}.sha256").unlink(missing_ok=True)
+
+
+# The role's secret step alone, for another container name with other secrets.
+OTHER_SECRETS_PLAYBOOK = """
+- name: Another server's secrets on the same host
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Read the user
+      ansible.builtin.setup:
+        gather_subset: ["!all", "!min", user]
+    - name: Store its secrets as the role does
+      ansible.builtin.include_role:
+        name: vllm_infra.profiling.vllm_profile
+        tasks_from: secrets.yml
+      vars:
+        vllm_profile_container_name: "{{ other }}"
+        vllm_profile_hf_token: hf_anotherServersToken0123456789
+        vllm_profile_api_key: sk-another-servers-key-0123456789
+"""
 
 
 def test_trace_lands_on_the_controller_with_one_step_per_token(two_runs) -> None:
