@@ -142,9 +142,7 @@ def root_run(tmp_path_factory):
         inspect = podman.inspect(name) if podman.run("container", "exists", name, check=False).returncode == 0 else {}
         yield {"run": run, "vars": variables, "cwd": cwd, "inspect": inspect, "image": image}
     finally:
-        podman.remove(name)
-        for suffix in ("hf-token", "api-key"):
-            podman.run("secret", "rm", f"{name}-{suffix}", check=False)
+        podman.remove_role_server(name)
 
 
 def test_root_captures_with_the_defaults(root_run) -> None:
@@ -314,7 +312,7 @@ def failing_fleet(tmp_path_factory):
             run = ansible.run_playbook(PLAYBOOK, variables, inventory=inventory, cwd=cwd)
         finally:
             for host in hosts.values():
-                podman.remove(host["vllm_profile_container_name"])
+                podman.remove_role_server(host["vllm_profile_container_name"])
     return run
 
 
@@ -345,7 +343,7 @@ def test_no_init_binary_says_what_to_install(tmp_path) -> None:
     conf.write_text(rootless.CONTAINERS_CONF.replace("[engine]\n", '[engine]\ninit_path = "/nonexistent/catatonit"\n'))
     variables = run_vars(podman.ensure_image("vllm-cpu-tiny"))
     run = ansible.run_playbook(PLAYBOOK, variables, cwd=tmp_path, CONTAINERS_CONF=str(conf))
-    podman.remove(variables["vllm_profile_container_name"])
+    podman.remove_role_server(variables["vllm_profile_container_name"])
     line = host_line(run.stdout, "localhost")
     print(f"\nlocalhost: {line}")
     assert run.returncode != 0

@@ -44,10 +44,7 @@ def demo_vars(tmp: Path, **overrides):
 
 
 def cleanup(variables) -> None:
-    name = variables["vllm_profile_container_name"]
-    podman.remove(name)
-    for suffix in ("hf-token", "api-key"):
-        podman.run("secret", "rm", f"{name}-{suffix}", check=False)
+    podman.remove_role_server(variables["vllm_profile_container_name"])
 
 
 def task_status(output: str, task_fragment: str) -> list[str]:
@@ -89,9 +86,7 @@ def two_runs(tmp_path_factory):
         yield {"vars": variables, "first": first, "second": second, "first_id": first_id, "inspect": inspect}
     finally:
         cleanup(variables)
-        for suffix in ("hf-token", "api-key"):
-            podman.run("secret", "rm", f"{other}-{suffix}", check=False)
-            Path(f"/var/lib/vllm-profile/state/{other}-{suffix}.sha256").unlink(missing_ok=True)
+        podman.remove_role_server(other)
 
 
 # The role's secret step alone, for another container name with other secrets.

@@ -58,6 +58,19 @@ def remove(name: str) -> None:
     run("rm", "--force", "--time", "5", name, check=False)
 
 
+# Where the vllm_profile role keeps a root server's secret fingerprints (roles/vllm_profile/vars/main.yml).
+ROLE_STATE_DIR = Path("/var/lib/vllm-profile/state")
+
+
+def remove_role_server(name: str) -> None:
+    """A server the vllm_profile role ran as root: its container, its podman secrets and their fingerprints
+    (the role keeps the secrets for its next run; a test's server has none)."""
+    remove(name)
+    for suffix in ("hf-token", "api-key"):
+        run("secret", "rm", f"{name}-{suffix}", check=False)
+        (ROLE_STATE_DIR / f"{name}-{suffix}.sha256").unlink(missing_ok=True)
+
+
 def free_port() -> int:
     with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
         sock.bind(("127.0.0.1", 0))
