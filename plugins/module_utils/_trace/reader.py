@@ -16,6 +16,7 @@ with ``VLLM_INFRA_TRACE_BACKEND=stdlib``.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import json
 import os
 import re
@@ -115,37 +116,40 @@ BACKEND_ENV = "VLLM_INFRA_TRACE_BACKEND"  # "stdlib": neither msgspec nor isal, 
 _LOADED: dict[str, t.Any] = {}
 
 
+def _optional(key: str, fallback: t.Any, load: t.Callable[[], t.Any]) -> t.Any:
+    """``load()`` once (what ``load`` imports is optional), else ``fallback``: also without trying under
+    ``VLLM_INFRA_TRACE_BACKEND=stdlib`` or when the import fails."""
+    if key not in _LOADED:
+        _LOADED[key] = fallback
+        if os.environ.get(BACKEND_ENV, "") != "stdlib":
+            with contextlib.suppress(ImportError):
+                _LOADED[key] = load()
+    return _LOADED[key]
+
+
+def _load_isal() -> t.Any:
+    from isal import isal_zlib  # noqa: PLC0415 - optional, and only to read a gzip trace
+
+    return isal_zlib
+
+
+def _load_msgspec() -> t.Any:
+    import msgspec  # noqa: PLC0415 - optional, and only to read a trace
+
+    args = msgspec.defstruct("Args", [(k, t.Any, ABSENT) for k in ARGS_FIELDS])
+    event = msgspec.defstruct("Event", [*((k, t.Any, None) for k in EVENT_FIELDS), ("args", args | None, None)])
+    return msgspec.json.Decoder(list[event]), event, msgspec.DecodeError
+
+
 def inflate_module() -> t.Any:
     """``isal.isal_zlib`` where installed (the same API as zlib's, ISA-L's inflate), else ``zlib``."""
-    if "inflate" not in _LOADED:
-        _LOADED["inflate"] = zlib
-        if os.environ.get(BACKEND_ENV, "") != "stdlib":
-            try:
-                from isal import isal_zlib  # noqa: PLC0415 - optional, and only to read a gzip trace
-            except ImportError:
-                pass
-            else:
-                _LOADED["inflate"] = isal_zlib
-    return _LOADED["inflate"]
+    return _optional("inflate", zlib, _load_isal)
 
 
 def fast_backend() -> t.Any:
     """``(decoder, Event, error)`` of the optional msgspec backend, or None (not installed, or
     ``VLLM_INFRA_TRACE_BACKEND=stdlib``). The decoder turns ``[event, ...]`` text into a list of ``Event``."""
-    if "json" not in _LOADED:
-        _LOADED["json"] = None
-        if os.environ.get(BACKEND_ENV, "") != "stdlib":
-            try:
-                import msgspec  # noqa: PLC0415 - optional, and only to read a trace
-            except ImportError:
-                pass
-            else:
-                args = msgspec.defstruct("Args", [(k, t.Any, ABSENT) for k in ARGS_FIELDS])
-                event = msgspec.defstruct(
-                    "Event", [*((k, t.Any, None) for k in EVENT_FIELDS), ("args", args | None, None)]
-                )
-                _LOADED["json"] = (msgspec.json.Decoder(list[event]), event, msgspec.DecodeError)
-    return _LOADED["json"]
+    return _optional("json", None, _load_msgspec)
 
 
 class JsonScanner:

@@ -83,18 +83,6 @@ def test_reader_handles_every_chunk_boundary(tmp_path: Path, chunk: int) -> None
     assert meta["baseTimeNanoseconds"] == 1790857026000000000
 
 
-@pytest.mark.parametrize("chunk", [1, 7, 1 << 20])
-def test_reader_reads_gzip_as_the_gzip_module_does(tmp_path: Path, chunk: int) -> None:
-    # The reader inflates with zlib itself: several gzip members one after the other (what
-    # `cat a.gz b.gz` makes) and UTF-8 characters cut between reads give what gzip.open gives.
-    doc = {"traceEvents": [{"ph": "X", "name": "\u00b5s \u2014 \U0001f600", "ts": i, "dur": 1} for i in range(50)]}
-    text = json.dumps(doc, ensure_ascii=False).encode()
-    path = tmp_path / "two-members.pt.trace.json.gz"
-    path.write_bytes(gzip.compress(text[:101]) + gzip.compress(text[101:]))
-    assert load(path) == doc
-    assert list(T.read_trace(str(path), chunk=chunk)) == doc["traceEvents"]
-
-
 def test_reader_accepts_the_bare_array_format(tmp_path: Path) -> None:
     path = tmp_path / "a.trace.json"
     path.write_text('[{"ph":"X","name":"a","ts":1,"dur":2,"cat":"cpu_op","pid":1,"tid":1}]')

@@ -207,6 +207,8 @@ def test_the_environment_switches_the_backends_off(monkeypatch: pytest.MonkeyPat
 def test_inflate_reads_gzip_as_the_gzip_module_does(
     tmp_path: Path, chunk: int, backends: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The reader inflates itself (zlib or isal): several gzip members one after the other (what
+    # `cat a.gz b.gz` makes) and UTF-8 characters cut between reads give what gzip.open gives.
     use(monkeypatch, backends)
     doc = {"traceEvents": [{"ph": "X", "name": "\u00b5s \u2014 \U0001f600", "ts": i, "dur": 1} for i in range(50)]}
     text = json.dumps(doc, ensure_ascii=False).encode()
