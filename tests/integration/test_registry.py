@@ -313,14 +313,7 @@ def trust_ca(reg: registry.Registry, container: str) -> None:
 
 
 def fleet_inventory(tmp: Path, names: dict[str, str], group_vars: dict[str, t.Any]) -> Path:
-    hosts = {
-        host: {
-            "ansible_connection": "containers.podman.podman",
-            "ansible_host": container,
-            "ansible_python_interpreter": "/usr/bin/python3",
-        }
-        for host, container in names.items()
-    }
+    hosts = {host: podman.standin_host_vars(container) for host, container in names.items()}
     path = tmp / f"inventory-{len(list(tmp.glob('inventory-*')))}.yml"
     path.write_text(yaml.safe_dump({"all": {"children": {"fleet": {"hosts": hosts, "vars": group_vars}}}}))
     return path

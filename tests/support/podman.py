@@ -45,6 +45,22 @@ def run(*args: str, check: bool = True, timeout: float = 600, **kw: t.Any) -> su
     return proc
 
 
+def standin_host_vars(container: str) -> dict[str, t.Any]:
+    """How Ansible reaches a stand-in host, a container on this machine that runs as root and has no sudo.
+
+    Pipelining on, as ansible.cfg's [ssh_connection] has it for real hosts: one `podman exec` per task, as a
+    real host gets one ssh exec. Without it the podman connection makes seven podman calls per task (echo ~,
+    mkdir, mount, chmod, run, rm, umount): measured here, 20 tasks cost 17.9 CPU-s against 7.3 with it.
+    """
+    return {
+        "ansible_connection": "containers.podman.podman",
+        "ansible_host": container,
+        "ansible_python_interpreter": "/usr/bin/python3",
+        "ansible_pipelining": True,
+        "ansible_become": False,
+    }
+
+
 def inspect(name: str) -> dict[str, t.Any]:
     return json.loads(run("inspect", name).stdout)[0]
 

@@ -137,16 +137,7 @@ def host(prefix: str = "p5host", *, images: t.Sequence[str] = ("vllm-cpu-tiny",)
 
 def inventory(hosts: t.Mapping[str, Host], group_vars: t.Mapping[str, t.Any] | None = None) -> dict[str, t.Any]:
     """Inventory group vllm_hosts: each stand-in host reached through the containers.podman.podman connection."""
-    hostvars = {
-        inventory_name: {
-            "ansible_connection": "containers.podman.podman",
-            "ansible_host": h.name,
-            "ansible_python_interpreter": "/usr/bin/python3",
-            # root in the stand-in, no sudo there: become is not needed
-            "ansible_become": False,
-        }
-        for inventory_name, h in hosts.items()
-    }
+    hostvars = {inventory_name: podman.standin_host_vars(h.name) for inventory_name, h in hosts.items()}
     return {"all": {"children": {"vllm_hosts": {"hosts": hostvars, "vars": dict(group_vars or {})}}}}
 
 

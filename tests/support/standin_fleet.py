@@ -55,14 +55,7 @@ def hosts(kinds: t.Mapping[str, str]) -> t.Iterator[dict[str, str]]:
 def inventory(names: t.Mapping[str, str], host_vars: t.Mapping[str, dict[str, t.Any]] | None = None) -> dict:
     """An inventory of the stand-in hosts (group vllm_hosts), with the stand-in settings as group vars."""
     hostvars = {
-        host: {
-            "ansible_connection": "containers.podman.podman",
-            "ansible_host": container,
-            "ansible_python_interpreter": "/usr/bin/python3",
-            # the containers run as root and have no sudo
-            "ansible_become": False,
-            **(host_vars or {}).get(host, {}),
-        }
+        host: {**podman.standin_host_vars(container), **(host_vars or {}).get(host, {})}
         for host, container in names.items()
     }
     for host, extra in (host_vars or {}).items():

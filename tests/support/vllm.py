@@ -20,10 +20,11 @@ TINY_SERVER_ARGS = ("--max-model-len", "512", "--enforce-eager", "--kv-cache-mem
 class VllmServer:
     """A running vLLM container on a loopback port."""
 
-    def __init__(self, name: str, port: int) -> None:
+    def __init__(self, name: str, port: int, api_key: str | None = None) -> None:
         self.name = name
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
+        self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
     def wait_ready(self, timeout: float = 240) -> None:
         deadline = time.monotonic() + timeout
@@ -43,24 +44,28 @@ class VllmServer:
         resp = requests.post(
             f"{self.url}/v1/completions",
             json={"model": TINY_MODEL, "prompt": prompt, "max_tokens": max_tokens, "ignore_eos": True},
+            headers=self.headers,
             timeout=60,
         )
         resp.raise_for_status()
         return resp.json()
 
     def post(self, path: str, **kw: t.Any) -> requests.Response:
-        return requests.post(f"{self.url}{path}", timeout=kw.pop("timeout", 120), **kw)
+        return requests.post(f"{self.url}{path}", headers=self.headers, timeout=kw.pop("timeout", 120), **kw)
 
 
 @contextlib.contextmanager
 def vllm_container(
+    *,
     extra_args: t.Sequence[str] = (),
     volumes: t.Sequence[str] = (),
     env: t.Mapping[str, str] | None = None,
     prefix: str = "vllm",
     ready_timeout: float = 240,
+    api_key: str | None = None,
 ) -> t.Iterator[VllmServer]:
-    """Run the vLLM CPU image on 127.0.0.1:<free port>; removed on exit, also on failure."""
+    """Run the vLLM CPU image on 127.0.0.1:<free port>; removed on exit, also on failure. With ``api_key``
+    the server requires it (--api-key) and the returned client sends it."""
     image = podman.ensure_image("vllm-cpu-tiny")
     name = podman.unique_name(prefix)
     port = podman.free_port()
@@ -71,9 +76,11 @@ def vllm_container(
     for key, value in (env or {}).items():
         cmd += ["-e", f"{key}={value}"]
     cmd += [image, "--model", TINY_MODEL, *TINY_SERVER_ARGS, *extra_args]
+    if api_key:
+        cmd += ["--api-key", api_key]
     try:
         podman.run(*cmd)
-        server = VllmServer(name, port)
+        server = VllmServer(name, port, api_key)
         server.wait_ready(ready_timeout)
         yield server
     finally:
