@@ -81,7 +81,9 @@ setup_venv() {
     fi
     log "installing the pinned toolchain into .venv (lock: ${lock#"$REPO"/})"
     "$REPO/.venv/bin/python" -m pip install --quiet --upgrade pip
-    "$REPO/.venv/bin/python" -m pip install --quiet -r "$REPO/requirements/dev.in" -c "$lock"
+    # --no-compile: pip byte-compiles every installed module one at a time (measured here: 66 s with it, 28 s
+    # without); Python compiles the modules a run really imports on first use and keeps them.
+    "$REPO/.venv/bin/python" -m pip install --quiet --no-compile -r "$REPO/requirements/dev.in" -c "$lock"
     echo "$want" > "$stamp"
   fi
   flock -u 9
