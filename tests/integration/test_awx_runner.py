@@ -23,6 +23,7 @@ import ansible_runner
 import pytest
 import yaml
 from support import ansible, awx, podman
+from support.vllm import shared_cache_dir
 
 pytestmark = [pytest.mark.podman, pytest.mark.vllm]
 
@@ -55,7 +56,7 @@ def test_site_job_through_ansible_runner(tmp_path: Path) -> None:
             "vllm_profile_container_name": podman.unique_name(host),
             "vllm_profile_port": podman.free_port(),
             "vllm_profile_capture_dir_host": str(tmp_path / host / "traces"),
-            "vllm_profile_cache_dir": str(tmp_path / host / "cache"),
+            "vllm_profile_cache_dir": shared_cache_dir(answers["vllm_profile_image"]),
         }
     hosts["awx-bad"]["vllm_profile_extra_args"] = [*demo["vllm_profile_extra_args"], "--no-such-vllm-flag"]
     private = tmp_path / "private"

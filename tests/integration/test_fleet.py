@@ -29,6 +29,7 @@ from pathlib import Path
 import pytest
 import yaml
 from support import ansible, podman, standin_fleet
+from support.vllm import shared_cache_dir
 
 REPO = ansible.REPO
 
@@ -154,7 +155,7 @@ def test_capture_two_hosts_one_killed_mid_run(tmp_path: Path) -> None:
             "vllm_profile_container_name": podman.unique_name(host),
             "vllm_profile_port": podman.free_port(),
             "vllm_profile_capture_dir_host": str(tmp_path / host / "traces"),
-            "vllm_profile_cache_dir": str(tmp_path / host / "cache"),
+            "vllm_profile_cache_dir": shared_cache_dir(demo["vllm_profile_image"]),
         }
     # B's workload is long enough to be killed in the middle of it.
     hosts["fleet-b"].update({"vllm_profile_num_requests": 400, "vllm_profile_max_tokens": 16})

@@ -25,6 +25,7 @@ import pytest
 import yaml
 from support import ansible, podman
 from support.traces import engine_steps
+from support.vllm import shared_cache_dir
 
 pytestmark = [pytest.mark.podman, pytest.mark.vllm]
 
@@ -50,7 +51,7 @@ def host_vars(tmp: Path, image: str, dest: Path, **overrides):
             "vllm_profile_port": podman.free_port(),
             "vllm_profile_dest": str(dest),
             "vllm_profile_capture_dir_host": str(tmp / "traces"),
-            "vllm_profile_cache_dir": str(tmp / "cache"),
+            "vllm_profile_cache_dir": shared_cache_dir(image),
             # Keep the profiling container, to read its definition; the fixtures remove it.
             "vllm_profile_restore": "keep",
         }

@@ -18,6 +18,7 @@ import requests
 import yaml
 from support import ansible, podman
 from support.traces import engine_steps
+from support.vllm import shared_cache_dir
 
 pytestmark = [pytest.mark.podman, pytest.mark.vllm]
 
@@ -35,7 +36,7 @@ def demo_vars(tmp: Path, **overrides):
             "vllm_profile_port": podman.free_port(),
             "vllm_profile_dest": str(tmp / "captures"),
             "vllm_profile_capture_dir_host": str(tmp / "traces"),
-            "vllm_profile_cache_dir": str(tmp / "cache"),
+            "vllm_profile_cache_dir": shared_cache_dir(base["vllm_profile_image"]),
             "vllm_profile_prompts": ["What is the capital of France?"],
         }
     )

@@ -4,8 +4,11 @@
 from __future__ import annotations
 
 import contextlib
+import re
+import tempfile
 import time
 import typing as t
+from pathlib import Path
 
 import requests
 
@@ -15,6 +18,23 @@ from . import podman
 TINY_MODEL = "/models/tiny-qwen3"
 # Small enough for 2 CPU cores and a few GB of memory.
 TINY_SERVER_ARGS = ("--max-model-len", "512", "--enforce-eager", "--kv-cache-memory-bytes", "67108864")
+
+# vLLM's cache (VLLM_CACHE_ROOT) for the servers of the tests, one directory per image, kept between the servers
+# as a real host keeps its cache directory between runs. vLLM writes there what it learns of the model class
+# (modelinfos/); without it every start inspects the class again in a Python process of its own. Measured here:
+# a start costs 31 CPU-s and is ready in 29 s without it, 23 CPU-s and 21 s with it. One directory per image,
+# because the role makes the directory the image user's (uid 1001 or 2000).
+CACHE_ROOT = Path(tempfile.gettempdir()) / "vllm-infra-tests" / "vllm-cache"
+
+
+def shared_cache_dir(image: str) -> str:
+    """The host directory for ``image``'s servers' vLLM cache: the role's vllm_profile_cache_dir, or the
+    harness container's VLLM_CACHE_ROOT. Created open to the image's user; the role then takes it over."""
+    path = CACHE_ROOT / re.sub(r"[^A-Za-z0-9_.-]+", "_", image)
+    if not path.is_dir():
+        path.mkdir(parents=True, exist_ok=True)
+        path.chmod(0o777)
+    return str(path)
 
 
 class VllmServer:
@@ -71,6 +91,8 @@ def vllm_container(
     port = podman.free_port()
     # vLLM's engine and workers share buffers through /dev/shm (160 MiB here).
     cmd = ["run", "-d", "--init", "--shm-size", "1g", "--name", name, "-p", f"127.0.0.1:{port}:8000"]
+    # The layout the role gives its servers (VLLM_CACHE_ROOT under the cache directory), to share the cache.
+    cmd += ["-v", f"{shared_cache_dir(image)}:/vllm-cache:z", "-e", "VLLM_CACHE_ROOT=/vllm-cache/vllm"]
     for volume in volumes:
         cmd += ["-v", volume]
     for key, value in (env or {}).items():
