@@ -2,7 +2,7 @@
 """The fleet playbooks, run as a user runs them: ansible-playbook against several hosts at once.
 
 * ``test_prepare_hosts_fleet``: playbooks/prepare_hosts.yml on a fleet of STAND-IN GPU hosts: two RHEL 9
-  stand-ins and two Debian 12 hosts (tools/images/rhel9-standin, debian12-gpuhost), each a privileged
+  stand-ins and a Debian 12 host (tools/images/rhel9-standin, debian12-gpuhost), each a privileged
   container reached through the containers.podman.podman connection, installing STAND-IN NVIDIA packages from
   signed stand-in repositories (tools/standin-repos) served inside each container, exactly as the molecule
   scenarios do (their prepare playbooks and molecule/resources/vars/standin.yml are reused). One RHEL host is
@@ -54,7 +54,12 @@ def report_lines(output: str) -> dict[str, str]:
 
 # --------------------------------------------------------------------------- (a) prepare_hosts.yml
 
-KINDS = {"rhel-1": "rhel9", "rhel-2": "rhel9", "deb-1": "debian12", "deb-2": "debian12"}
+# One good host per platform (a second one of a platform runs the same tasks: ~35 CPU-s for nothing new), the
+# broken one, and the ghost below.
+KINDS = {"rhel-1": "rhel9", "rhel-2": "rhel9", "deb-1": "debian12"}
+
+
+GOOD = ("rhel-1", "deb-1")
 
 
 @pytest.fixture(scope="module")
@@ -97,26 +102,26 @@ def test_prepare_hosts_fleet_converges_and_reports_the_broken_hosts(prepared_fle
     for recap in (recap1, recap2):
         assert recap["rhel-2"]["failed"] == 1, recap
         assert recap["ghost"]["unreachable"] == 1, recap
-        for host in ("rhel-1", "deb-1", "deb-2"):
+        for host in GOOD:
             assert recap[host]["failed"] == 0 and recap[host]["unreachable"] == 0, (host, recap)
     # The second run (site.yml) stopped after the preparation: one host failed it, and 0 % may.
     assert "PLAY [Prepare the GPU hosts (NVIDIA driver, Container Toolkit, CDI)]" in second.stdout
     assert "PLAY [Profile vLLM on every prepared host]" not in second.stdout, second.stdout[-4000:]
     # The good hosts converged (changed on the first run), then nothing changed.
-    for host in ("rhel-1", "deb-1", "deb-2"):
+    for host in GOOD:
         assert recap1[host]["changed"] > 0, (host, recap1)
         assert recap2[host]["changed"] == 0, (host, first.stdout[-4000:], second.stdout[-8000:])
     # One line per host on the controller, saying why the broken ones failed.
     for run in (first, second):
         lines = report_lines(run.stdout)
         print("\n".join(f"report {h}: {line}" for h, line in sorted(lines.items())))
-        for host in ("rhel-1", "deb-1", "deb-2"):
+        for host in GOOD:
             assert lines[host].startswith("prepared (driver "), lines
         assert lines["rhel-2"].startswith("failed at "), lines
         assert "127.0.0.1:9" in lines["rhel-2"] or "refused" in lines["rhel-2"].lower(), lines
         assert lines["ghost"].startswith("unreachable"), lines
     # The good hosts have the stand-in driver and toolkit, and the CDI spec the toolkit role wrote.
-    for host in ("rhel-1", "deb-1", "deb-2"):
+    for host in GOOD:
         name = prepared_fleet["names"][host]
         assert podman.run("exec", name, "test", "-s", "/etc/cdi/nvidia.yaml", check=False).returncode == 0, host
         assert podman.run("exec", name, "nvidia-ctk", "--version", check=False).returncode == 0, host
