@@ -27,11 +27,11 @@ if str(REPO / "tests") not in sys.path:
 # processes, and their module fixtures start twice: measured.) Test files must therefore not change anything
 # machine-wide that another file reads: test_cdi_devices_podman's specs in /var/run/cdi are unique names that
 # no other test asks for.
-# The longest files first, so that neither process is left with a long one at the end (seconds per file, one
-# parallel run on the 2-core machine, 2026-11-30, averaged over two runs after the session-5 cuts; the rest
-# follow in file order). tools/test passes
-# --no-loadscope-reorder: xdist's default order is "most tests first", which ran the two molecule scenarios
-# (one file, ~470 s) and the fleet file near the end, the fleet file alone for its last ~3 minutes (measured).
+# The longest files first, so that neither process is left with a long one at the end (seconds per file in a
+# parallel run on the 2-core machine, the mean of two runs of 2026-11-30; the rest follow in file order).
+# tools/test passes --no-loadscope-reorder: xdist's default order is "most tests first", which ran the two
+# molecule scenarios (one file, ~470 s) and the fleet file near the end, the fleet file alone for its last
+# ~3 minutes (measured).
 LONGEST_FIRST = {
     "test_molecule_host_prep.py": 490,
     "test_vllm_env_era.py": 245,
