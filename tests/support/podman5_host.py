@@ -1,9 +1,9 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """A STAND-IN podman 5 GPU host: a bare Debian 13 container (tools/images/debian13-host) for the role's tests.
 
-What it stands for: a fresh RHEL 9.5+ host, reached over Ansible, on which podman 5 is either not installed
-yet (the role installs it: ``vllm_profile_install_prerequisites``) or installed by the admin
-(``Host.install_podman``, as ``dnf install podman`` would). Debian 13's podman is 5.4.2, the real thing.
+What it stands for: a fresh RHEL 9.5+ host, reached over Ansible, on which podman 5 is not installed yet (the
+role installs it: ``vllm_profile_install_prerequisites``, as ``dnf install podman`` would). Debian 13's podman
+is 5.4.2, the real thing.
 What still differs from RHEL 9 is listed in tools/images/debian13-host/Containerfile (Debian userland, apt,
 no SELinux, runc, cgroups v1, no GPU).
 
@@ -66,15 +66,6 @@ class Host:
 
     def has_podman(self) -> bool:
         return self.sh("command -v podman", check=False).returncode == 0
-
-    def install_podman(self) -> None:
-        """Install podman and its init binary as an admin would (apt's defaults, Recommends included)."""
-        started = time.monotonic()
-        self.sh(
-            "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman catatonit",
-            timeout=900,
-        )
-        self.timings["install_podman_s"] = time.monotonic() - started
 
     def make_available(self, ref: str) -> str:
         """Make an outer image visible to the inner podman; returns the method used (timed in ``timings``)."""
