@@ -60,6 +60,11 @@ def host_vars(tmp: Path, image: str, dest: Path, **overrides):
     # 220-280 s with the machine's other work (load 13-16); with both servers starting side by side (the
     # `auto` run) each of them went past the demo's 300 s. The role's own default is 1200 s.
     base["vllm_profile_ready_timeout"] = 900
+    if image == ENV_IMAGE:
+        # Part of the CPU swap: vLLM 0.14.1's CPU sampler (forward_cpu) torch.compiles its random sampling at the
+        # first request, which costs ~14 CPU-s per server here (measured: 14.4 CPU-s, then 0.3 with dynamo off); on
+        # a GPU vLLM takes forward_cuda and compiles nothing there, and --enforce-eager compiles no model graph.
+        base["vllm_profile_env"] = {"TORCHDYNAMO_DISABLE": "1"}
     base.update(overrides)
     return base
 
