@@ -28,22 +28,23 @@ if str(REPO / "tests") not in sys.path:
 # machine-wide that another file reads: test_cdi_devices_podman's specs in /var/run/cdi are unique names that
 # no other test asks for.
 # The longest files first, so that neither process is left with a long one at the end (seconds per file in a
-# parallel run on the 2-core machine, the mean of two runs of 2026-11-30; the rest follow in file order).
+# parallel run on the 2-core machine, the mean of two runs of 2026-11-30, scaled by the CPU each file saved since,
+# measured alone; the rest follow in file order).
 # tools/test passes --no-loadscope-reorder: xdist's default order is "most tests first", which ran the two
 # molecule scenarios (one file, ~470 s) and the fleet file near the end, the fleet file alone for its last
 # ~3 minutes (measured).
 LONGEST_FIRST = {
     "test_molecule_host_prep.py": 490,
-    "test_vllm_env_era.py": 245,
-    "test_fleet.py": 220,
     "test_role_defaults.py": 185,
+    "test_fleet.py": 172,
+    "test_vllm_env_era.py": 164,
     "test_nsys_e2e.py": 145,
-    "test_podman5_host.py": 128,
     "test_vllm_profile_role.py": 121,
-    "test_vllm_profiler_session_real.py": 114,
+    "test_podman5_host.py": 110,
     "test_trace_summary_vllm.py": 88,
     "test_registry.py": 87,
     "test_awx_runner.py": 77,
+    "test_vllm_profiler_session_real.py": 53,
     "test_harness_vllm.py": 12,
 }
 
