@@ -31,6 +31,7 @@ from pathlib import Path
 import pytest
 import yaml
 from support import ansible, output, podman
+from support.vllm import shared_cache_dir
 
 pytestmark = [pytest.mark.podman, pytest.mark.vllm]
 
@@ -229,9 +230,6 @@ def capture_vars(tmp: Path, nsys_image: dict[str, t.Any], **overrides: t.Any) ->
     capture = tmp / "captures-host"
     capture.mkdir(mode=0o777)
     capture.chmod(0o777)  # the server runs as uid 1001
-    cache = tmp / "cache"
-    cache.mkdir(mode=0o777)
-    cache.chmod(0o777)
     variables.update(
         {
             "vllm_profile_mode": "nsys",
@@ -239,7 +237,8 @@ def capture_vars(tmp: Path, nsys_image: dict[str, t.Any], **overrides: t.Any) ->
             "vllm_profile_container_name": podman.unique_name("nsys-role"),
             "vllm_profile_port": podman.free_port(),
             "vllm_profile_capture_dir_host": str(capture),
-            "vllm_profile_cache_dir": str(cache),
+            # the base image's servers' cache, kept between runs as on a real host (the nsys image is built on it)
+            "vllm_profile_cache_dir": shared_cache_dir(VLLM_TINY),
             "vllm_profile_dest": str(tmp / "controller"),
             "vllm_profile_run_id": "e2e-" + os.urandom(3).hex(),
             "vllm_profile_prompts": ["What is the capital of France?"],
