@@ -11,16 +11,22 @@ How HTA is run, and why:
   floor end) "due to issue with events overlapping": with current Kineto's float-µs timestamps that
   shortens every kernel by up to 2 µs, i.e. ~65% of a 3 µs kernel. ``HTA_DISABLE_NS_ROUNDING=1``
   (HTA's own switch) keeps full precision, so both tools read the same numbers.
+- HTA parses the ranks of a directory in a pool of processes it fork()s. Forked from a pytest-xdist worker,
+  which runs threads of its own, a pool worker deadlocked on the pool's queue lock (a 3-process run on
+  2026-11-30: the test hung until killed). The tests parse in their own process (``use_multiprocessing=False``,
+  HTA's own switch): the same parser, one rank after the other.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import shutil
 import typing as t
 from pathlib import Path
 
 import pytest
+from hta.common.trace import Trace
 from hta.trace_analysis import TraceAnalysis
 
 from ansible_collections.vllm_infra.profiling.plugins.module_utils import _trace as T
@@ -31,6 +37,8 @@ FIX = Path(__file__).resolve().parents[1] / "fixtures" / "traces"
 @pytest.fixture(autouse=True)
 def _hta_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HTA_DISABLE_NS_ROUNDING", "1")
+    # TraceAnalysis offers no switch for its pool; Trace.load_traces does (see the module's docstring).
+    monkeypatch.setattr(Trace, "load_traces", functools.partialmethod(Trace.load_traces, use_multiprocessing=False))
     logging.getLogger("hta").setLevel(logging.ERROR)
 
 
