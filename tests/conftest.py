@@ -31,10 +31,11 @@ if str(REPO / "tests") not in sys.path:
 # parallel run on the 2-core machine, the mean of two runs of 2026-11-30, scaled by the CPU each file saved since,
 # measured alone; the rest follow in file order).
 # tools/test passes --no-loadscope-reorder: xdist's default order is "most tests first", which ran the two
-# molecule scenarios (one file, ~470 s) and the fleet file near the end, the fleet file alone for its last
-# ~3 minutes (measured).
+# molecule scenarios (then one file, ~470 s) and the fleet file near the end, the fleet file alone for its last
+# ~3 minutes (measured). The scenarios are two files since, so that two processes run them side by side.
 LONGEST_FIRST = {
-    "test_molecule_host_prep.py": 490,
+    "test_molecule_host_prep_debian12.py": 250,
+    "test_molecule_host_prep_rhel9.py": 240,
     "test_role_defaults.py": 185,
     "test_fleet.py": 172,
     "test_vllm_env_era.py": 164,

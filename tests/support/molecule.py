@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The host-preparation molecule scenarios (molecule/host_prep_*), run for real, one test each.
+"""The host-preparation molecule scenarios (molecule/host_prep_*), run for real: one test file each
+(tests/integration/test_molecule_host_prep_*.py), so that the two run side by side in the parallel run.
 
 Each scenario converges vllm_infra.profiling.nvidia_driver and .container_toolkit on a stand-in host
 (real dnf with module streams or real apt, against signed stand-in repositories built by
@@ -18,13 +19,12 @@ effect. What is real and what is a stand-in:
   no reboot, no SELinux, no subscription-manager.
 
 Wall time per phase and the changed counts of the first and the second converge are printed and
-written to tests/output/molecule-host-prep.json.
+written to tests/output/molecule-<scenario>.json.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import json
 import re
 import secrets
 import subprocess
@@ -34,13 +34,10 @@ import time
 import typing as t
 from pathlib import Path
 
-import pytest
-from support import podman
-
-pytestmark = pytest.mark.molecule
+from . import output, podman
 
 REPO = Path(__file__).resolve().parents[2]
-OUTPUT = REPO / "tests" / "output"
+OUTPUT = output.OUTPUT
 
 
 def _load_builder() -> t.Any:
@@ -88,9 +85,8 @@ SCENARIOS: dict[str, dict[str, t.Any]] = {
 }
 
 
-@pytest.fixture(scope="module")
 def standin_repos() -> Path:
-    """The stand-in repositories' web root (built once, cached by inputs hash)."""
+    """The stand-in repositories' web root (built once, cached by inputs hash; a second process waits for it)."""
     return _load_builder().ensure()
 
 
@@ -168,26 +164,18 @@ def run_scenario(scenario: str, www: Path, ephemeral: Path, run_id: str) -> dict
     }
 
 
-def record(result: dict[str, t.Any]) -> None:
-    path = OUTPUT / "molecule-host-prep.json"
-    data = json.loads(path.read_text()) if path.is_file() else {}
-    data[result["scenario"]] = {key: value for key, value in result.items() if key != "tail"}
-    path.write_text(json.dumps(data, indent=2) + "\n")
-
-
-@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
-def test_molecule_scenario(
-    scenario: str, standin_repos: Path, tmp_path: Path, record_property: t.Callable[[str, t.Any], None]
-) -> None:
+def check_scenario(scenario: str, tmp_path: Path, record_property: t.Callable[[str, t.Any], None]) -> None:
+    """Run ``molecule test -s scenario`` and check what it printed (converge, idempotence, testinfra, bad inputs)."""
     expected = SCENARIOS[scenario]
     podman.ensure_image(expected["image"])
+    www = standin_repos()
     run_id = secrets.token_hex(4)
     try:
-        result = run_scenario(scenario, standin_repos, tmp_path / "molecule", run_id)
+        result = run_scenario(scenario, www, tmp_path / "molecule", run_id)
     finally:
         # molecule destroys it, also after a failure; this covers a killed run
         podman.remove(expected["container"].format(id=run_id))
-    record(result)
+    output.record(f"molecule-{scenario}", **{key: value for key, value in result.items() if key != "tail"})
     converge, second = result["recaps"].get("converge", {}), result["recaps"].get("idempotence", {})
     summary = (
         f"{scenario}: {result['wall_s']} s (phases {result['phases_s']}); "
