@@ -18,8 +18,8 @@ mknod, without a driver behind them.
   and shm 8g.
 * (c) ``test_cdi_*``: NVIDIA's own CDI specs of cdiVersion 0.6.0 and 0.7.0 (tests/fixtures/cdi, generated
   on Tesla T4 hosts) applied by the real podman 5 (the one the role installed in (a)) with
-  ``--device nvidia.com/gpu=0``; and a cdiVersion sweep
-  whose outcome must match the collection's podman/cdiVersion table (plugins/module_utils/_cdi.py). Debian builds
+  ``--device nvidia.com/gpu=0``; and a cdiVersion sweep whose outcome must match the collection's
+  podman/cdiVersion table (plugins/module_utils/_cdi.py). Debian builds
   podman 5.4.2 with its own CDI library package (Built-Using: golang-tags.cncf-container-device-interface
   0.8.0), the same CDI v0.8.0 that upstream podman vendors since 5.2.
 """
@@ -115,7 +115,7 @@ def installed_host(bare_host_runs):
     host = bare_host_runs["host"]
     if bare_host_runs["installed"].returncode != 0:
         pytest.fail(f"the role did not install podman on the bare host: {bare_host_runs['installed'].stdout}")
-    MEASURED["podman --version (inner)"] = host.podman("--version").stdout.strip()
+    # (its podman --version is in MEASURED["bare host after install"] already)
     MEASURED[f"{SMALL_IMAGE} available via"] = host.make_available(SMALL_IMAGE)
     MEASURED["image availability timings"] = {k: round(v, 2) for k, v in host.timings.items()}
     return host
