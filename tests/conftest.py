@@ -27,26 +27,26 @@ if str(REPO / "tests") not in sys.path:
 # processes, and their module fixtures start twice: measured.) Test files must therefore not change anything
 # machine-wide that another file reads: test_cdi_devices_podman's specs in /var/run/cdi are unique names that
 # no other test asks for.
-# The longest files first, so that neither process is left with a long one at the end (seconds per file in a
-# parallel run on the 2-core machine, the mean of two runs of 2026-11-30, scaled by the CPU each file saved since,
-# measured alone; the rest follow in file order).
+# The longest files first, so that neither process is left with a long one at the end (seconds per file in the
+# parallel fresh-clone run of 2026-11-30 at 51dd1b2, junit times; test_awx_runner.py measured alone since it took
+# over the fleet file's capture; the rest follow in file order).
 # tools/test passes --no-loadscope-reorder: xdist's default order is "most tests first", which ran the two
 # molecule scenarios (then one file, ~470 s) and the fleet file near the end, the fleet file alone for its last
 # ~3 minutes (measured). The scenarios are two files since, so that two processes run them side by side.
 LONGEST_FIRST = {
-    "test_molecule_host_prep_debian12.py": 250,
-    "test_molecule_host_prep_rhel9.py": 240,
-    "test_role_defaults.py": 185,
-    "test_fleet.py": 172,
-    "test_vllm_env_era.py": 164,
-    "test_nsys_e2e.py": 145,
-    "test_vllm_profile_role.py": 121,
-    "test_podman5_host.py": 110,
-    "test_trace_summary_vllm.py": 88,
-    "test_registry.py": 87,
-    "test_awx_runner.py": 77,
-    "test_vllm_profiler_session_real.py": 53,
-    "test_harness_vllm.py": 12,
+    "test_molecule_host_prep_rhel9.py": 247,
+    "test_molecule_host_prep_debian12.py": 205,
+    "test_role_defaults.py": 204,
+    "test_nsys_e2e.py": 158,
+    "test_vllm_env_era.py": 119,
+    "test_vllm_profile_role.py": 112,
+    "test_podman5_host.py": 109,
+    "test_registry.py": 82,
+    "test_awx_runner.py": 80,
+    "test_vllm_profiler_session_real.py": 51,
+    "test_fleet.py": 50,
+    "test_trace_summary_vllm.py": 42,
+    "test_harness_vllm.py": 9,
 }
 
 

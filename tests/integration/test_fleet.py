@@ -10,26 +10,19 @@
   (unreachable). The good host converges, and the second run (site.yml, whose preparation is the same playbook)
   changes nothing on it and, told to stop when any host fails (vllm_fleet_max_fail_percentage: 0), stops before
   profiling; both broken hosts are reported.
-* ``test_capture_two_hosts_one_killed_mid_run``: playbooks/site.yml across two inventory hosts that are two
-  vLLM servers on ONE machine (this one): both hosts are ``ansible_connection: local`` with their own container
-  name, port, capture and cache directories -- not two machines. The real vLLM CPU image serves both; host B's
-  container is killed during its workload. Host A's trace is fetched and summarised, the fleet report is
-  written, and the report has one line per host (captured / failed and why).
+
+The capture across hosts (site.yml with one host captured, one whose server never starts and one killed
+mid-run) is test_awx_runner.py's job, run the way AWX runs it.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import sys
-import threading
 import time
-from pathlib import Path
 
 import pytest
-import yaml
 from support import ansible, podman, standin_fleet
-from support.vllm import shared_cache_dir
 
 REPO = ansible.REPO
 
@@ -130,90 +123,3 @@ def test_prepare_hosts_fleet_converges_and_reports_the_broken_hosts(prepared_fle
     assert podman.run(
         "exec", prepared_fleet["names"]["rhel-2"], "test", "-e", "/etc/cdi/nvidia.yaml", check=False
     ).returncode
-
-
-# --------------------------------------------------------------------------- (b) capture across hosts
-
-
-def kill_when_profiling(name: str, stop: threading.Event, killed: list[str], timeout: float = 600) -> None:
-    """Kill the container once its server has started profiling (the workload is running)."""
-    deadline = time.monotonic() + timeout
-    while not stop.is_set() and time.monotonic() < deadline:
-        logs = podman.run("logs", name, check=False)
-        # the access log line, not the route list vLLM prints at start-up
-        if "POST /start_profile HTTP" in logs.stdout + logs.stderr:
-            time.sleep(1)
-            podman.run("kill", name, check=False)
-            killed.append(name)
-            return
-        time.sleep(0.5)
-
-
-@pytest.mark.vllm
-def test_capture_two_hosts_one_killed_mid_run(tmp_path: Path) -> None:
-    """Two inventory hosts that are two vLLM servers on this one machine (ansible_connection: local)."""
-    podman.ensure_image("vllm-cpu-tiny")
-    demo = yaml.safe_load((REPO / "playbooks" / "vars" / "cpu_demo.yml").read_text())
-    hosts = {}
-    for host in ("fleet-a", "fleet-b"):
-        hosts[host] = {
-            "ansible_connection": "local",
-            "ansible_python_interpreter": sys.executable,
-            "vllm_profile_container_name": podman.unique_name(host),
-            "vllm_profile_port": podman.free_port(),
-            "vllm_profile_capture_dir_host": str(tmp_path / host / "traces"),
-            "vllm_profile_cache_dir": shared_cache_dir(demo["vllm_profile_image"]),
-        }
-    # B's workload is long enough to be killed in the middle of it.
-    hosts["fleet-b"].update({"vllm_profile_num_requests": 400, "vllm_profile_max_tokens": 16})
-    inventory = standin_fleet.write_inventory(
-        tmp_path / "inventory.yml", {"all": {"children": {"vllm_hosts": {"hosts": hosts, "vars": demo}}}}
-    )
-    dest = tmp_path / "captures"
-    stop, killed = threading.Event(), []
-    killer = threading.Thread(
-        target=kill_when_profiling, args=(hosts["fleet-b"]["vllm_profile_container_name"], stop, killed), daemon=True
-    )
-    killer.start()
-    started = time.monotonic()
-    try:
-        # As a survey would pass them: strings.
-        run = ansible.run_playbook(
-            "playbooks/site.yml",
-            {"vllm_profile_dest": str(dest), "vllm_fleet_prepare": "false"},
-            inventory=inventory,
-            **PLAYBOOK_ENV,
-        )
-    finally:
-        stop.set()
-        killer.join(timeout=10)
-        for host in hosts.values():
-            podman.remove(host["vllm_profile_container_name"])
-    wall = time.monotonic() - started
-    recap = ansible.recap(run.stdout)
-    lines = report_lines(run.stdout)
-    print(f"\nsite.yml across 2 hosts: {wall:.0f}s, rc {run.returncode}")
-    print("\n".join(f"recap {h}: {c}" for h, c in sorted(recap.items())))
-    print("\n".join(f"report {h}: {line}" for h, line in sorted(lines.items())))
-    print("\n".join(re.findall(r"^.*-{3,} \d+\.\d+s$", run.stdout, re.M)[:12]))
-
-    assert killed, f"fleet-b was never seen profiling:\n{run.stdout[-6000:]}"
-    assert run.returncode != 0
-    assert recap["fleet-a"]["failed"] == 0 and recap["fleet-b"]["failed"] == 1, run.stdout[-6000:]
-    # One run id for the fleet: one run directory, holding fleet-a's capture (fleet-b fetched nothing).
-    (run_dir,) = [p for p in dest.iterdir() if p.is_dir()]
-    a_dir = run_dir / "fleet-a"
-    workers = sorted(a_dir.glob("*rank0*.pt.trace.json.gz"))
-    assert len(workers) == 1, sorted(p.name for p in a_dir.iterdir())
-    assert not (run_dir / "fleet-b").exists() or not list((run_dir / "fleet-b").glob("*.pt.trace.json*"))
-    assert (a_dir / "report" / "summary.json").is_file()
-    # The fleet report compares the captured hosts (here: one).
-    fleet = json.loads((run_dir / "fleet-report" / "summary.json").read_text())
-    assert [h["host"] for h in fleet["hosts"]] == ["fleet-a"], fleet.keys()
-    assert fleet["hosts"][0]["summary"]["steps"]["decode_steps"] >= 1
-    # The lines: A captured (with where and what), B failed during the capture, with the reason.
-    assert lines["fleet-a"].startswith(f"captured -> {a_dir} ("), lines
-    assert lines["fleet-b"].startswith('failed at "Capture a PyTorch-profiler trace'), lines
-    # Both containers were cleaned up by the role (restore: remove), the killed one included.
-    for host in hosts.values():
-        assert podman.run("container", "exists", host["vllm_profile_container_name"], check=False).returncode == 1

@@ -6,7 +6,7 @@ No new capture: the run's directory is laid out as the role leaves it (``<dest>/
 ``eager/`` (the baseline), gpu-b ``candidate/`` (the same run in float32: compute time x10, the deliberate change)
 and gpu-c ``graph/`` (CUDA-graph replay). Each inventory host carries the ``vllm_profile_result`` the role would have
 set after fetching its capture (status captured, dest, run_id) - a stand-in for the capture plays, which
-tests/integration/test_fleet.py and test_awx_runner.py run for real with vLLM. report.yml itself runs unchanged
+tests/integration/test_awx_runner.py runs for real with vLLM. report.yml itself runs unchanged
 through ansible-runner (AWX's runner): its play output, the job's status and the set_stats artifact are read back.
 """
 
