@@ -115,7 +115,7 @@ def test_site_job_through_ansible_runner(tmp_path: Path) -> None:
     lines = {}
     for event in host_events("localhost", "runner_item_on_ok"):
         if event["event_data"]["task"] == "One line per host":
-            host, _, line = event["event_data"]["res"]["msg"].partition(": ")
+            host, _sep, line = event["event_data"]["res"]["msg"].partition(": ")
             lines[host] = line
     print("\n".join(f"report {host}: {line[:200]}" for host, line in sorted(lines.items())))
 
