@@ -319,6 +319,14 @@ def valid_profile_prefix(prefix):
     return bool(_PREFIX_RE.match(prefix or "")) and prefix.isascii()
 
 
+def run_id_problem(run_id):
+    """Why ``run_id`` cannot name a run: its directory on the host and on the controller, and vLLM's profile
+    prefix (so ``NAME_RULE``). ``""`` when it can."""
+    if isinstance(run_id, str) and valid_profile_prefix(run_id):
+        return ""
+    return f"{run_id!r} cannot name the run's directories and trace files: use {NAME_RULE}"
+
+
 def classify_trace(name):
     """Classify a file name written by vLLM's profiler; ``None`` when it is not a trace.
 
