@@ -4,7 +4,9 @@ real Ansible before anything starts on the host."""
 
 from __future__ import annotations
 
+import re
 import typing as t
+from pathlib import Path
 
 import pytest
 import yaml
@@ -36,13 +38,20 @@ def test_refused_run_ids_say_why(run_id_problem, run_id: t.Any) -> None:
     assert run_id_problem(run_id) == f"{run_id!r} cannot name the run's directories and trace files: use {NAME_RULE}"
 
 
-def test_the_role_refuses_a_bad_run_id_before_anything_starts() -> None:
+def test_the_role_refuses_a_bad_run_id_before_anything_starts(tmp_path: Path) -> None:
+    """Through profile_torch.yml on an inventory host of its own (``localhost`` runs the report), as a fleet runs."""
     variables = yaml.safe_load((ansible.REPO / "playbooks" / "vars" / "cpu_demo.yml").read_text())
     variables.update({"vllm_profile_run_id": "../runs", "vllm_profile_container_name": "vit-never-started"})
-    proc = ansible.run_playbook("playbooks/profile_torch.yml", variables, timeout=300)
+    inventory = tmp_path / "inventory.yml"
+    host = {"ansible_connection": "local", "ansible_python_interpreter": "{{ ansible_playbook_python }}"}
+    inventory.write_text(yaml.safe_dump({"all": {"children": {"vllm_hosts": {"hosts": {"bad-run-id": host}}}}}))
+    proc = ansible.run_playbook("playbooks/profile_torch.yml", variables, inventory=inventory, timeout=300)
     out = " ".join(proc.stdout.split()).replace("''", "'")
     assert proc.returncode != 0
+    refused = "vllm_profile_run_id '../runs' cannot name the run's directories and trace files: use 1-128 ASCII"
     assert "TASK [vllm_infra.profiling.vllm_profile : Check the run id]" in out
-    assert "vllm_profile_run_id '../runs' cannot name the run's directories and trace files: use 1-128 ASCII" in out
-    # Refused in the settings check, before the preflight, the image or the server.
-    assert "Check the host before anything starts" not in out, proc.stdout[-3000:]
+    # Refused in the settings check: the preflight, the image, the server and the restore are skipped.
+    for task in ("Check the host before anything starts", "Restore the host (remove)"):
+        assert re.search(rf"{re.escape(task)}\] \*+ skipping: \[bad-run-id\]", out), (task, proc.stdout[-3000:])
+    # The report's line for the host says why (the role recorded it), not only that the host did not run.
+    assert f'bad-run-id: failed at "Check the run id": {refused}' in out, proc.stdout[-3000:]
